@@ -1,0 +1,161 @@
+"""The app factory: builds one worker's services once, wires hooks, routes and error handlers."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from . import __version__
+from .backend_models import BackendModels
+from .config import Settings
+from .errors import BridgeError, RequestTooLarge, Unauthorized, UpstreamError
+from .logs import configure_logging
+from .metrics import Metrics
+from .metrics.instrument import install, observation
+from .modelmap import ModelMap
+from .ndjson import json_bytes
+from .routes.common import Services, now_rfc3339
+from .routes.monitoring import monitoring_blueprint
+from .routes.ollama import ollama_blueprint
+from .routes.openai import openai_blueprint
+from .translate.backend_errors import openai_error_body
+from .upstream import Deadline, UpstreamClient
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("bridge")
+
+_PUBLIC_PATHS = frozenset({"/", "/health"})
+_METRICS_PREFIXES = ("/metrics", "/v1/metrics", "/dashboard")
+_READY_CACHE_S = 5.0
+_READY_TIMEOUT_S = 2.0
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the WSGI app. ``settings`` default to the environment (read here, once)."""
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format)
+    app = Flask("bridge")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes  # chunked uploads without a length too
+
+    modelmap = ModelMap(dict(settings.model_mapping), settings.default_model)
+    upstream = UpstreamClient(settings)
+    services = Services(settings=settings, upstream=upstream, modelmap=modelmap,
+                        models=BackendModels(upstream, settings.models_cache_s, on_ids=modelmap.set_known_labels),
+                        started_at=now_rfc3339())
+    metrics = Metrics(window=settings.metrics_window, version=__version__, multiproc_dir=settings.metrics_dir,
+                      model_labels=modelmap.label)
+    app.extensions["bridge"] = services
+    app.extensions["bridge.metrics"] = metrics
+
+    install(app, metrics, excluded_prefixes=_METRICS_PREFIXES)
+    app.before_request(_guard(settings))
+    if settings.cors_origins:
+        app.after_request(_cors(settings.cors_origins))
+    _register_errors(app)
+
+    app.register_blueprint(ollama_blueprint(services))
+    app.register_blueprint(openai_blueprint(services))
+    app.register_blueprint(monitoring_blueprint(metrics, token=settings.metrics_token, ready=_ready_check(services)))
+
+    if settings.demo_backend:
+        log.warning("no backend configured (OPENAI_API_BASE_URL unset): serving the built-in DEMO backend "
+                    "with models 'demo' and 'demo-embed'")
+    log.info("bridge ready", extra={"version": __version__, "settings": settings.describe()})
+    return app
+
+
+def _guard(settings: Settings):
+    """Size limit (judged from Content-Length, before reading) and inbound bearer keys."""
+    keys = [key.encode() for key in settings.api_keys]
+
+    def guard():
+        length = request.content_length
+        if length is not None and length > settings.max_request_bytes:
+            raise RequestTooLarge(f"request body of {length} bytes is over the limit of "
+                                  f"{settings.max_request_bytes} bytes (MAX_REQUEST_BYTES)")
+        if not keys or request.path in _PUBLIC_PATHS or request.method == "OPTIONS":
+            return None
+        if settings.metrics_token and request.path.startswith(_METRICS_PREFIXES):
+            return None  # the metrics routes check METRICS_TOKEN themselves
+        header = request.headers.get("Authorization", "")
+        token = header[7:].strip().encode() if header[:7].lower() == "bearer " else b""
+        # Compare against every key (no early exit) in constant time per key.
+        if not token or not any([hmac.compare_digest(token, key) for key in keys]):
+            raise Unauthorized("missing or invalid API key: send 'Authorization: Bearer <key>'")
+        return None
+
+    return guard
+
+
+def _cors(origins: tuple[str, ...]):
+    allow_any = "*" in origins
+
+    def add_cors(response: Response) -> Response:
+        origin = request.headers.get("Origin")
+        if origin and (allow_any or origin in origins):
+            response.headers["Access-Control-Allow-Origin"] = "*" if allow_any else origin
+            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, X-Request-ID"
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, HEAD, OPTIONS"
+            response.headers["Access-Control-Expose-Headers"] = "X-Request-ID"
+            if not allow_any:
+                response.headers["Vary"] = "Origin"
+        return response
+
+    return add_cors
+
+
+def _register_errors(app: Flask) -> None:
+    def respond(status: int, message: str, headers: dict | None = None) -> Response:
+        openai_shape = request.path.startswith("/v1/") and not request.path.startswith("/v1/metrics")
+        body = openai_error_body(status, message) if openai_shape else {"error": message}
+        return Response(json_bytes(body), status=status, mimetype="application/json", headers=headers)
+
+    @app.errorhandler(BridgeError)
+    def bridge_error(exc: BridgeError):
+        observation().outcome = exc.outcome
+        retry_after = getattr(exc, "retry_after_s", None)
+        headers = {"Retry-After": str(int(retry_after + 0.999))} if retry_after else None
+        if isinstance(exc, UpstreamError):
+            log.warning("backend call failed", extra={"status": exc.status, "outcome": exc.outcome,
+                                                      "error": exc.message})
+        return respond(exc.status, exc.message, headers)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        status = exc.code or 500
+        if status == 413:
+            observation().outcome = "bad_request"
+        message = {404: f"not found: {request.method} {request.path}",
+                   405: f"method {request.method} not allowed on {request.path}",
+                   413: "request body is over the limit (MAX_REQUEST_BYTES)"}.get(status, exc.description or exc.name)
+        return respond(status, message)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        observation().outcome = "error"
+        log.exception("unexpected error")
+        return respond(500, "internal error in the bridge (see its log for the request id)")
+
+
+def _ready_check(services: Services):
+    """Backend reachable? A short, cached ``/v1/models`` call."""
+    state = {"at": float("-inf"), "result": (False, "not checked")}
+
+    def ready() -> tuple[bool, str]:
+        now = time.monotonic()
+        if now - state["at"] < _READY_CACHE_S:
+            return state["result"]
+        try:
+            services.upstream.json("GET", "/models", deadline=Deadline.after(_READY_TIMEOUT_S))
+            result = (True, "backend reachable" + (" (built-in demo backend)" if services.settings.demo_backend else ""))
+        except UpstreamError as exc:
+            result = (False, f"backend not ready: {exc.message}")
+        state["at"], state["result"] = now, result
+        return result
+
+    return ready

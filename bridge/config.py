@@ -1,0 +1,213 @@
+"""Settings: read once from an environment mapping, typed, validated, frozen.
+
+Nothing else in the bridge reads the environment. A bad value stops the start with a message that
+names the variable. Names follow the best-known existing proxy so its users can switch unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["ConfigError", "Settings", "DEMO_BACKEND_URL"]
+
+# The built-in demo backend answers requests sent to this host in-process (see demo_backend.py).
+DEMO_BACKEND_URL = "http://demo.bridge.invalid/v1"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+_THINK_CONTROLS = ("reasoning_effort", "chat_template_kwargs", "both", "off")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    backend_url: str = DEMO_BACKEND_URL
+    demo_backend: bool = True
+    api_key: str | None = field(default=None, repr=False)
+    port: int = 11434
+    request_timeout_s: float = 600.0
+    connect_timeout_s: float = 5.0
+    stream_idle_timeout_s: float = 120.0
+    max_retries: int = 2
+    retry_backoff_s: float = 0.25
+    model_mapping: Mapping[str, str] = field(default_factory=dict)
+    default_model: str | None = None
+    log_level: str = "INFO"
+    log_format: str = "json"
+    debug: bool = False
+    verify_ssl: bool = True
+    max_request_bytes: int = 32 * 1024 * 1024
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    metrics_token: str | None = field(default=None, repr=False)
+    metrics_window: int = 2000
+    metrics_dir: str | None = None
+    think_control: str = "reasoning_effort"
+    ollama_version: str = "0.12.6"
+    cors_origins: tuple[str, ...] = ()
+    pool_maxsize: int = 1000
+    models_cache_s: float = 30.0
+    demo_token_delay_s: float = 0.02
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``environ`` (default ``os.environ``); raise ConfigError on bad values."""
+        env = _Env(os.environ if environ is None else environ)
+        base = env.str("OPENAI_API_BASE_URL") or env.str("OPENAI_BASE_URL")
+        demo = not base
+        return cls(
+            backend_url=DEMO_BACKEND_URL if demo else _normalise_base_url(base),
+            demo_backend=demo,
+            api_key=env.str("OPENAI_API_KEY"),
+            port=env.int("PORT", env.int("PROXY_PORT", 11434, lo=1, hi=65535), lo=1, hi=65535),
+            request_timeout_s=env.float("REQUEST_TIMEOUT", 600.0, lo=0.1),
+            connect_timeout_s=env.float("CONNECT_TIMEOUT", 5.0, lo=0.1),
+            stream_idle_timeout_s=env.float("STREAM_IDLE_TIMEOUT", 120.0, lo=0.1),
+            max_retries=env.int("MAX_RETRIES", 2, lo=0, hi=10),
+            retry_backoff_s=env.float("RETRY_BACKOFF", 0.25, lo=0.0),
+            model_mapping=_model_mapping(env),
+            default_model=env.str("DEFAULT_MODEL"),
+            log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True),
+            log_format=env.choice("LOG_FORMAT", "json", ("json", "text")),
+            debug=env.bool("DEBUG", False),
+            verify_ssl=not env.bool("DISABLE_SSL_VERIFICATION", False),
+            max_request_bytes=env.int("MAX_REQUEST_BYTES", 32 * 1024 * 1024, lo=1024),
+            api_keys=env.list("BRIDGE_API_KEYS"),
+            metrics_token=env.str("METRICS_TOKEN"),
+            metrics_window=env.int("METRICS_WINDOW", 2000, lo=10, hi=1_000_000),
+            metrics_dir=env.str("PROMETHEUS_MULTIPROC_DIR"),
+            think_control=env.choice("THINK_CONTROL", "reasoning_effort", _THINK_CONTROLS),
+            ollama_version=_version(env.str("OLLAMA_VERSION") or "0.12.6"),
+            cors_origins=env.list("CORS_ORIGINS"),
+            pool_maxsize=env.int("UPSTREAM_POOL_SIZE", 1000, lo=1, hi=100_000),
+            models_cache_s=env.float("MODELS_CACHE_TTL", 30.0, lo=0.0),
+            demo_token_delay_s=env.float("DEMO_TOKEN_DELAY", 0.02, lo=0.0),
+        )
+
+    def describe(self) -> dict:
+        """Effective settings for the start-up log, secrets redacted."""
+        return {
+            "backend": "built-in demo backend" if self.demo_backend else self.backend_url,
+            "api_key": "set" if self.api_key else "unset",
+            "inbound_keys": len(self.api_keys),
+            "metrics_token": "set" if self.metrics_token else "unset",
+            "request_timeout_s": self.request_timeout_s,
+            "connect_timeout_s": self.connect_timeout_s,
+            "stream_idle_timeout_s": self.stream_idle_timeout_s,
+            "max_retries": self.max_retries,
+            "models_mapped": len(self.model_mapping),
+            "default_model": self.default_model,
+            "metrics_window": self.metrics_window,
+            "multiprocess_metrics": bool(self.metrics_dir),
+        }
+
+
+def _normalise_base_url(url: str) -> str:
+    url = url.strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"OPENAI_API_BASE_URL must start with http:// or https://, got {url!r}")
+    return url if url.endswith("/v1") else url + "/v1"
+
+
+def _version(text: str) -> str:
+    parts = text.split(".")
+    if len(parts) < 2 or not all(p.isdigit() for p in parts):
+        raise ConfigError(f"OLLAMA_VERSION must be a dotted number such as 0.12.6, got {text!r}")
+    return text
+
+
+def _model_mapping(env: _Env) -> dict[str, str]:
+    inline = env.str("MODEL_MAPPING")
+    path = env.str("MODEL_MAPPING_FILE")
+    mapping: dict[str, str] = {}
+    if path:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                mapping.update(_parse_mapping(fh.read(), "MODEL_MAPPING_FILE"))
+        except OSError as exc:
+            raise ConfigError(f"MODEL_MAPPING_FILE: cannot read {path!r}: {exc.strerror}") from None
+    if inline:
+        mapping.update(_parse_mapping(inline, "MODEL_MAPPING"))
+    return mapping
+
+
+def _parse_mapping(text: str, name: str) -> dict[str, str]:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{name} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and k and v for k, v in data.items()
+    ):
+        raise ConfigError(f'{name} must be a flat JSON object {{"ollama-name": "backend-name"}}')
+    return data
+
+
+class _Env:
+    """Typed reads from an environment mapping; every error names the variable."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def str(self, name: str) -> str | None:
+        value = self._environ.get(name, "").strip()
+        return value or None
+
+    def int(self, name: str, default: int, *, lo: int | None = None, hi: int | None = None) -> int:
+        raw = self.str(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        return _bounded(name, value, lo, hi)
+
+    def float(self, name: str, default: float, *, lo: float | None = None) -> float:
+        raw = self.str(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{name} must be a finite number, got {raw!r}")
+        return _bounded(name, value, lo, None)
+
+    def bool(self, name: str, default: bool) -> bool:
+        raw = self._environ.get(name)
+        if raw is None:
+            return default
+        lowered = raw.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...], *, upper: bool = False) -> str:
+        raw = self.str(name)
+        if raw is None:
+            return default
+        value = raw.upper() if upper else raw.lower()
+        if value not in allowed:
+            raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+        return value
+
+    def list(self, name: str) -> tuple[str, ...]:
+        raw = self.str(name) or ""
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _bounded(name: str, value, lo, hi):
+    if lo is not None and value < lo:
+        raise ConfigError(f"{name} must be at least {lo}, got {value}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{name} must be at most {hi}, got {value}")
+    return value

@@ -1,0 +1,121 @@
+"""Metrics: one record per finished request feeds Prometheus (cumulative) and a recent window.
+
+:class:`Metrics` is the facade the app creates once per worker. Routes never touch it directly:
+they go through :mod:`bridge.metrics.instrument` (``install``, ``observation()``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from bridge.metrics.collector import Collector
+from bridge.metrics.prom import CONTENT_TYPE_LATEST, PromMetrics
+from bridge.metrics.records import Record
+from bridge.metrics.summary import build_summary
+from bridge.metrics.system import process_snapshot
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "Record"]
+
+log = logging.getLogger(__name__)
+
+#: Each worker refreshes its process gauges from the request path at most this often, so the
+#: per-worker figures of workers that do not answer the scrape stay fresh without a thread.
+PROCESS_REFRESH_S = 10.0
+
+
+class Metrics:
+    """The per-worker metrics facade: Prometheus metrics + the shared recent window."""
+
+    def __init__(
+        self,
+        *,
+        window: int,
+        version: str,
+        multiproc_dir: str | None,
+        clock: Callable[[], float] = time.time,
+        model_labels: Callable[[str], str] = lambda m: m,
+    ) -> None:
+        self.version = version
+        self.clock = clock
+        self.model_labels = model_labels
+        self.multiproc_dir = multiproc_dir
+        self.started_s = clock()
+        self.prom = PromMetrics(version=version, multiproc_dir=multiproc_dir)
+        self.collector = Collector(window, multiproc_dir)
+        self._next_process_refresh = 0.0
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def observe(self, record: Record) -> None:
+        """Account one finished request. Never raises: metrics must not break a response."""
+        try:
+            rec = record
+            if rec.model is not None:
+                try:
+                    label = self.model_labels(rec.model)
+                except Exception:  # a broken mapping must not lose the record
+                    label = "other"
+                if label != rec.model:
+                    rec = replace(rec, model=label)
+            rec = rec.normalised()
+            self.prom.observe(rec)
+            self.collector.append(rec)
+            now = time.monotonic()
+            if now >= self._next_process_refresh:
+                self._next_process_refresh = now + PROCESS_REFRESH_S
+                self.refresh_process()
+        except Exception:  # pragma: no cover - defensive
+            log.exception("metrics: failed to record a request")
+
+    def refresh_process(self) -> dict:
+        """Read this worker's process figures now (psutil) and publish them."""
+        snap = process_snapshot()
+        self.prom.set_process(snap)
+        self.collector.write_snapshot(snap.rss_bytes, snap.cpu_seconds, snap.open_fds)
+        return snap.as_dict()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The Prometheus text exposition over all workers, and its content type."""
+        self.refresh_process()
+        self._next_process_refresh = time.monotonic() + PROCESS_REFRESH_S
+        return self.prom.exposition(), CONTENT_TYPE_LATEST
+
+    def summary(self, *, endpoint: str | None, window_s: float | None, include_system: bool) -> dict:
+        """The JSON summary over all workers (see :mod:`bridge.metrics.summary`)."""
+        system = self.system() if include_system else None
+        return build_summary(
+            self.collector.merged(),
+            now=self.clock(),
+            cumulative=self.prom.cumulative(),
+            endpoint=endpoint or None,
+            window_s=window_s,
+            system=system,
+            version=self.version,
+        )
+
+    def system(self) -> dict:
+        this = self.refresh_process()
+        rings = self.collector.rings()
+        live = [r for r in rings if r.alive]
+        return {
+            "process": this,
+            "workers": max(1, len(live)) if self.collector.directory else 1,
+            "worker_processes": [
+                {
+                    "pid": r.pid,
+                    "rss_bytes": r.rss_bytes,
+                    "cpu_seconds": round(r.cpu_seconds, 3),
+                    "open_fds": r.open_fds,
+                    "records_written": r.written,
+                    "snapshot_age_s": round(max(0.0, time.time() - r.snapshot_ts), 3) if r.snapshot_ts else None,
+                }
+                for r in sorted(live, key=lambda r: r.pid)
+            ],
+            "window_size": self.collector.window,
+            "multiprocess": self.prom.multiprocess,
+        }

@@ -1,0 +1,233 @@
+"""Prometheus metric definitions, observation of a finished request, and the text exposition.
+
+Names, labels and buckets follow ``reference/anchors.md`` section 2.6: ``bridge_`` prefix, base
+units, ``_total`` counters, histograms with explicit buckets, bounded labels only (route template,
+method, status code, the app's model label, an outcome from a closed set).
+
+Multiprocess mode (gunicorn with several workers) is what ``prometheus_client`` chose at import
+time from ``PROMETHEUS_MULTIPROC_DIR``. Then values live in per-process mmap files and every scrape
+merges them with a fresh ``CollectorRegistry`` + ``MultiProcessCollector``. Otherwise each
+:class:`PromMetrics` owns a private registry, which keeps tests isolated.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    values,
+)
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from bridge.metrics.records import Record
+from bridge.metrics.system import ProcessSnapshot
+
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "LONG_BUCKETS",
+    "MAX_GAP_BUCKETS",
+    "QUEUE_BUCKETS",
+    "TPOT_BUCKETS",
+    "TTFT_BUCKETS",
+    "PromMetrics",
+    "prometheus_multiprocess",
+]
+
+log = logging.getLogger(__name__)
+
+#: Whole request, streaming included (OTel client-duration x2 series, extended both ways).
+LONG_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24,
+                20.48, 40.96, 81.92, 163.84, 327.68)
+#: Time to first token (OTel server TTFT buckets + vLLM's extension).
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
+                7.5, 10.0, 20.0, 40.0, 80.0)
+#: Time per output token (OTel buckets + 5 ms).
+TPOT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+#: Longest silence inside a stream; 30 and 55 s are Heroku's router windows.
+MAX_GAP_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0, 55.0, 90.0)
+#: Router -> app wait, from X-Request-Start.
+QUEUE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+_NO_MODEL = "none"
+
+
+def prometheus_multiprocess() -> bool:
+    """True when prometheus_client stores values in per-process files (decided at its import)."""
+    return values.ValueClass is not values.MutexValue
+
+
+class PromMetrics:
+    """The bridge's Prometheus metrics. One :meth:`observe` per finished request."""
+
+    def __init__(self, *, version: str, multiproc_dir: str | None) -> None:
+        self.multiprocess = prometheus_multiprocess()
+        self.multiproc_dir = multiproc_dir
+        if multiproc_dir and not self.multiprocess:
+            log.warning(
+                "metrics dir %s given but PROMETHEUS_MULTIPROC_DIR was not set before "
+                "prometheus_client was imported: Prometheus figures are per worker",
+                multiproc_dir,
+            )
+        self.version = version
+        # ``*_created`` series double the output and do not exist in multiprocess mode; leave
+        # them out everywhere so single- and multi-process expositions have the same shape.
+        disable_created_metrics()
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+
+        self.requests = Counter(
+            "bridge_http_requests_total", "Inbound HTTP requests, counted when the response ends.",
+            ["route", "method", "code"], registry=r)
+        self.duration = Histogram(
+            "bridge_http_request_duration_seconds",
+            "Inbound request duration, streaming included (until the body closes).",
+            ["route", "method"], buckets=LONG_BUCKETS, registry=r)
+        self.in_progress = Gauge(
+            "bridge_http_requests_in_progress", "Inbound requests being served (streams included).",
+            ["route"], multiprocess_mode="livesum", registry=r)
+        self.outcomes = Counter(
+            "bridge_http_request_outcomes_total",
+            "Inbound requests by how they ended (ok, client_disconnect, timeout, ...).",
+            ["route", "outcome"], registry=r)
+        self.queue = Histogram(
+            "bridge_http_request_queue_seconds",
+            "Router to app wait, from the X-Request-Start header.",
+            buckets=QUEUE_BUCKETS, registry=r)
+        self.upstream = Counter(
+            "bridge_upstream_requests_total", "Requests forwarded to the backend, by outcome.",
+            ["model", "outcome"], registry=r)
+        self.ttft = Histogram(
+            "bridge_time_to_first_token_seconds",
+            "Request received to first content line written, per stream.",
+            ["model"], buckets=TTFT_BUCKETS, registry=r)
+        self.tpot = Histogram(
+            "bridge_time_per_output_token_seconds",
+            "(duration - TTFT) / (output tokens - 1), one observation per completed stream.",
+            ["model"], buckets=TPOT_BUCKETS, registry=r)
+        self.max_gap = Histogram(
+            "bridge_stream_max_gap_seconds", "Longest silence between two chunks of a stream.",
+            buckets=MAX_GAP_BUCKETS, registry=r)
+        self.tokens = Counter(
+            "bridge_tokens_total", "Tokens reported by the backend, by type (input/output).",
+            ["model", "type"], registry=r)
+        self.streams = Counter(
+            "bridge_streams_total", "Streamed responses, counted when the body closes, by outcome.",
+            ["route", "outcome"], registry=r)
+        self.response_bytes = Counter(
+            "bridge_response_bytes_total", "Response body bytes sent.", ["route"], registry=r)
+        self.build_info = Gauge(
+            "bridge_build_info", "Build information; the value is always 1.", ["version"],
+            multiprocess_mode="mostrecent", registry=r)
+        self.active_streams = Gauge(
+            "bridge_active_streams", "Streams being sent by this worker.",
+            multiprocess_mode="liveall", registry=r)
+        self.rss = Gauge(
+            "bridge_process_resident_memory_bytes", "Resident memory of this worker (psutil).",
+            multiprocess_mode="liveall", registry=r)
+        self.cpu = Gauge(
+            "bridge_process_cpu_seconds",
+            "User + system CPU time of this worker (psutil); cumulative, use rate().",
+            multiprocess_mode="liveall", registry=r)
+        self.fds = Gauge(
+            "bridge_process_open_fds", "Open file descriptors of this worker (psutil).",
+            multiprocess_mode="liveall", registry=r)
+        self.start_time = Gauge(
+            "bridge_process_start_time_seconds", "Start time of this worker, epoch seconds.",
+            multiprocess_mode="liveall", registry=r)
+        self.build_info.labels(version).set(1)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def request_started(self, route: str) -> None:
+        self.in_progress.labels(route).inc()
+
+    def request_finished(self, route: str) -> None:
+        self.in_progress.labels(route).dec()
+
+    def stream_started(self) -> None:
+        self.active_streams.inc()
+
+    def stream_finished(self) -> None:
+        self.active_streams.dec()
+
+    def observe(self, rec: Record) -> None:
+        """Every metric update for one finished request (a fixed, small number of updates)."""
+        route, method = rec.route, rec.method
+        self.requests.labels(route, method, str(rec.status)).inc()
+        self.duration.labels(route, method).observe(rec.duration_s)
+        self.outcomes.labels(route, rec.outcome).inc()
+        if rec.bytes_out:
+            self.response_bytes.labels(route).inc(rec.bytes_out)
+        if rec.queue_s is not None:
+            self.queue.observe(rec.queue_s)
+        model = rec.model or _NO_MODEL
+        if rec.model is not None:
+            self.upstream.labels(model, rec.outcome).inc()
+        if rec.tokens_in:
+            self.tokens.labels(model, "input").inc(rec.tokens_in)
+        if rec.tokens_out:
+            self.tokens.labels(model, "output").inc(rec.tokens_out)
+        if rec.stream:
+            self.streams.labels(route, rec.outcome).inc()
+            if rec.ttft_s is not None:
+                self.ttft.labels(model).observe(rec.ttft_s)
+            if rec.tpot_s is not None and rec.outcome == "ok":
+                self.tpot.labels(model).observe(rec.tpot_s)
+            if rec.max_gap_s is not None:
+                self.max_gap.observe(rec.max_gap_s)
+
+    def set_process(self, snap: ProcessSnapshot) -> None:
+        self.rss.set(snap.rss_bytes)
+        self.cpu.set(snap.cpu_seconds)
+        self.fds.set(snap.open_fds)
+        self.start_time.set(snap.start_time_s)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def families(self) -> Iterable[Metric]:
+        """All metric families, merged over every worker in multiprocess mode."""
+        return self._scrape_registry().collect()
+
+    def exposition(self) -> bytes:
+        self.build_info.labels(self.version).set(1)  # survives a wipe of the dir after import
+        return generate_latest(self._scrape_registry())
+
+    def _scrape_registry(self) -> CollectorRegistry:
+        if not self.multiprocess:
+            return self.registry
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.multiproc_dir)
+        return registry
+
+    def cumulative(self) -> dict:
+        """Exact cumulative totals over all workers, for the JSON summary."""
+        outcomes: dict[str, float] = {}
+        codes: dict[str, float] = {}
+        in_progress = 0.0
+        for family in self.families():
+            if family.name == "bridge_http_request_outcomes":
+                for s in family.samples:
+                    if s.name.endswith("_total"):
+                        key = s.labels.get("outcome", "error")
+                        outcomes[key] = outcomes.get(key, 0.0) + s.value
+            elif family.name == "bridge_http_requests":
+                for s in family.samples:
+                    if s.name.endswith("_total"):
+                        key = s.labels.get("code", "0")
+                        codes[key] = codes.get(key, 0.0) + s.value
+            elif family.name == "bridge_http_requests_in_progress":
+                in_progress += sum(s.value for s in family.samples)
+        return {
+            "outcomes": {k: int(v) for k, v in outcomes.items() if v},
+            "codes": {k: int(v) for k, v in codes.items() if v},
+            "in_progress": max(0, int(in_progress)),
+        }

@@ -1,0 +1,1 @@
+"""Flask blueprints: Ollama routes, OpenAI pass-through routes, monitoring routes."""

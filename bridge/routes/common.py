@@ -1,0 +1,95 @@
+"""What every route family shares: the app's services, body parsing, timestamps."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from flask import g, request
+
+from ..backend_models import BackendModels
+from ..config import Settings
+from ..errors import ClientRequestError, ModelNotFound, UpstreamHTTPError
+from ..modelmap import ModelMap
+from ..translate.backend_errors import model_not_found_in_body
+from ..upstream import Deadline, UpstreamClient
+
+__all__ = ["Services", "read_json_object", "now_rfc3339", "request_id", "resolve_model",
+           "require_model_name", "translate_not_found"]
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything a route needs, built once per worker by the app factory."""
+
+    settings: Settings
+    upstream: UpstreamClient
+    modelmap: ModelMap
+    models: BackendModels
+    started_at: str
+
+    def deadline(self) -> Deadline:
+        return Deadline.after(self.settings.request_timeout_s)
+
+
+def read_json_object() -> dict:
+    """The request body as a JSON object, or a 400 saying what is wrong."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise ClientRequestError("request body is empty; expected a JSON object")
+    try:
+        body = json.loads(raw)
+    except UnicodeDecodeError:
+        raise ClientRequestError("request body is not valid UTF-8") from None
+    except ValueError as exc:
+        raise ClientRequestError(f"invalid JSON in request body: {exc.msg} at position {exc.pos}") from None
+    if not isinstance(body, dict):
+        raise ClientRequestError("request body must be a JSON object")
+    return body
+
+
+def require_model_name(body: dict, services: Services, *, keys: tuple[str, ...] = ("model",)) -> str:
+    """The model name the client asked for (``DEFAULT_MODEL`` when absent)."""
+    for key in keys:
+        value = body.get(key)
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str):
+            raise ClientRequestError(f"'{key}' must be a string")
+        if len(value) > 512 or any(ord(c) < 32 for c in value):
+            raise ClientRequestError(f"'{key}' is not a valid model name")
+        return value
+    if services.settings.default_model:
+        return services.settings.default_model
+    raise ClientRequestError("model is required")
+
+
+def resolve_model(requested: str, services: Services) -> str:
+    """The backend id for a requested name; 404 when the backend lists models and lacks it."""
+    backend = services.modelmap.to_backend(requested)
+    ids = services.models.ids(request_id())
+    if ids is not None and not services.modelmap.is_known(requested, ids):
+        raise ModelNotFound(requested)
+    return backend
+
+
+def translate_not_found(exc: UpstreamHTTPError, requested: str) -> Exception:
+    """A backend 404 (or 400) about the model becomes our ``model 'x' not found``."""
+    if exc.status in (400, 404) and model_not_found_in_body(exc.message):
+        return ModelNotFound(requested)
+    return exc
+
+
+def request_id() -> str | None:
+    return getattr(g, "request_id", None)
+
+
+def now_rfc3339() -> str:
+    """UTC RFC 3339 with microseconds and ``Z`` (what Go and Python clients parse)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def monotonic_ns() -> int:
+    return time.monotonic_ns()

@@ -1,0 +1,74 @@
+"""OpenAI pass-through on the same port (``/v1/*``): model mapping applied, bodies relayed as sent."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, jsonify
+
+from ..errors import ClientRequestError, ModelNotFound, UpstreamHTTPError
+from ..metrics.instrument import observation
+from ..streaming import sse_passthrough
+from ..translate import catalog
+from .common import Services, read_json_object, request_id, require_model_name, resolve_model, translate_not_found
+
+__all__ = ["openai_blueprint"]
+
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def openai_blueprint(services: Services) -> Blueprint:
+    bp = Blueprint("openai", __name__)
+
+    @bp.get("/v1/models")
+    def models():
+        body = services.models.fetch(request_id())
+        return jsonify(catalog.openai_models_response(body, services.modelmap))
+
+    @bp.get("/v1/models/<path:model_id>")
+    def model(model_id: str):
+        listing = catalog.openai_models_response(services.models.fetch(request_id()), services.modelmap)
+        for item in listing.get("data", []):
+            if item.get("id") == model_id:
+                return jsonify(item)
+        raise ModelNotFound(model_id)
+
+    def relay(path: str):
+        def view():
+            body = read_json_object()
+            requested = require_model_name(body, services)
+            obs = observation()
+            obs.model = services.modelmap.label(requested)
+            resolve_model(requested, services)
+            forwarded = services.modelmap.to_backend_passthrough({**body, "model": requested})
+            stream = body.get("stream", False)
+            if not isinstance(stream, bool):
+                raise ClientRequestError("'stream' must be a boolean")
+            try:
+                resp = services.upstream.open("POST", path, json_body=forwarded, stream=stream,
+                                              deadline=services.deadline(), request_id=request_id())
+            except UpstreamHTTPError as exc:
+                raise translate_not_found(exc, requested) from None
+            if stream:
+                return Response(obs.stream_wrap(sse_passthrough(services.upstream, resp, obs)),
+                                mimetype="text/event-stream", headers=_SSE_HEADERS)
+            _note_usage(resp.content, obs)
+            return Response(resp.content, status=resp.status_code,
+                            content_type=resp.headers.get("Content-Type", "application/json"))
+
+        view.__name__ = "relay_" + path.strip("/").replace("/", "_")
+        return view
+
+    for path in ("/chat/completions", "/completions", "/embeddings"):
+        bp.add_url_rule(f"/v1{path}", view_func=relay(path), methods=["POST"])
+    return bp
+
+
+def _note_usage(content: bytes, obs) -> None:
+    try:
+        usage = json.loads(content).get("usage")
+    except (ValueError, AttributeError):
+        return
+    if isinstance(usage, dict):
+        obs.tokens_in = usage.get("prompt_tokens")
+        obs.tokens_out = usage.get("completion_tokens")

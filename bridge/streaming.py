@@ -1,0 +1,171 @@
+"""Streaming glue: upstream SSE bytes -> SSE events -> Ollama chunks -> NDJSON lines.
+
+The generator returned here is the Flask response body. It yields ``b""`` first so gunicorn puts the
+status line and headers on the wire as soon as the backend has accepted the request (Heroku's router
+wants a first byte within 30 s; a long prefill must not trip it). Each translated chunk is yielded the
+moment its SSE event is complete. Whatever happens, the upstream response is closed in ``finally``:
+on a client disconnect gunicorn closes this generator (``GeneratorExit`` at the ``yield``), and
+closing the upstream connection makes the backend stop generating.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from typing import Protocol
+
+import requests
+
+from .errors import BridgeError, UpstreamError, UpstreamProtocolError
+from .ndjson import ndjson_line
+from .sse import SSEDecoder
+from .translate.chat import Timings
+from .translate.stream import StreamTranslator
+from .upstream import UpstreamClient
+
+__all__ = ["ndjson_stream", "sse_passthrough", "StreamClock"]
+
+log = logging.getLogger(__name__)
+
+
+class _Observation(Protocol):
+    outcome: str | None
+    tokens_in: int | None
+    tokens_out: int | None
+
+    def first_token(self) -> None: ...
+
+
+class StreamClock:
+    """Monotonic nanosecond marks of one streamed call, for Ollama's duration fields."""
+
+    def __init__(self, started_ns: int, sent_ns: int, headers_ns: int) -> None:
+        self.started_ns = started_ns
+        self.sent_ns = sent_ns
+        self.headers_ns = headers_ns
+        self.first_token_ns = 0
+        self.last_token_ns = 0
+
+    def token(self) -> bool:
+        """Mark an output token; True for the first one."""
+        now = time.monotonic_ns()
+        first = not self.first_token_ns
+        if first:
+            self.first_token_ns = now
+        self.last_token_ns = now
+        return first
+
+    def timings(self) -> Timings:
+        end = time.monotonic_ns()
+        first = self.first_token_ns or end
+        last = self.last_token_ns or end
+        return Timings(total_ns=max(1, end - self.started_ns), load_ns=max(0, self.sent_ns - self.started_ns),
+                       prompt_eval_ns=max(0, first - self.sent_ns), eval_ns=max(0, last - first))
+
+
+def ndjson_stream(upstream: UpstreamClient, resp: requests.Response, translator: StreamTranslator,
+                  obs: _Observation, clock: StreamClock) -> Iterator[bytes]:
+    """Translate one upstream SSE stream into Ollama NDJSON; ends with exactly one done or error line."""
+    decoder = SSEDecoder()
+    token_chunks = 0
+    try:
+        yield b""  # flush status line and headers now (gunicorn writes headers on the first item)
+        finished = False
+        for data in upstream.iter_raw(resp):
+            for chunk in _translate_events(decoder.feed(data), translator):
+                if chunk is None:
+                    finished = True
+                    break
+                token_chunks += 1
+                if clock.token():
+                    obs.first_token()
+                yield ndjson_line(chunk)
+            if finished:
+                break
+        else:
+            for chunk in _translate_events(decoder.close(), translator):
+                if chunk is not None:
+                    token_chunks += 1
+                    clock.token()
+                    yield ndjson_line(chunk)
+        if translator.finish_reason is None and not finished:
+            raise UpstreamProtocolError("backend closed the stream before it finished")
+        final = translator.finish(clock.timings())
+        if "eval_count" not in final:  # no usage from the backend: count what we forwarded
+            final["eval_count"] = token_chunks
+        obs.tokens_in = final.get("prompt_eval_count")
+        obs.tokens_out = final.get("eval_count")
+        yield ndjson_line(final)
+    except BridgeError as exc:
+        obs.outcome = exc.outcome
+        log.warning("stream failed mid-way", extra={"outcome": exc.outcome, "error": exc.message})
+        prompt_tokens, completion_tokens = translator.usage
+        obs.tokens_in = prompt_tokens
+        obs.tokens_out = completion_tokens if completion_tokens is not None else token_chunks
+        yield ndjson_line({"error": exc.message})
+    finally:
+        resp.close()
+
+
+def _translate_events(events, translator: StreamTranslator) -> Iterator[dict | None]:
+    """Ollama chunks for these SSE events; ``None`` marks ``[DONE]``."""
+    for event in events:
+        data = event.data.strip()
+        if data == "[DONE]":
+            yield None
+            return
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            log.warning("skipping an SSE event that is not JSON", extra={"bytes": len(data)})
+            continue
+        if not isinstance(obj, dict):
+            continue
+        if event.event == "error" and "error" not in obj:
+            obj = {"error": obj}
+        yield from translator.feed(obj)
+
+
+def sse_passthrough(upstream: UpstreamClient, resp: requests.Response, obs: _Observation) -> Iterator[bytes]:
+    """Relay an OpenAI SSE stream unchanged, chunk by chunk, reading usage on the way for metrics."""
+    decoder = SSEDecoder()
+    seen_token = False
+    try:
+        yield b""
+        for data in upstream.iter_raw(resp):
+            for event in decoder.feed(data):
+                seen_token = _note_usage(event.data, obs, seen_token)
+            yield data
+    except UpstreamError as exc:
+        obs.outcome = exc.outcome
+        body = json.dumps({"error": {"message": exc.message, "type": "api_error", "param": None, "code": None}})
+        yield f"data: {body}\n\n".encode()
+    finally:
+        resp.close()
+
+
+def _note_usage(data: str, obs: _Observation, seen_token: bool) -> bool:
+    """Record first-token time and usage from one relayed SSE event; True once a token was seen."""
+    if data.startswith("[DONE]"):
+        return seen_token
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        return seen_token
+    if not isinstance(obj, dict):
+        return seen_token
+    if not seen_token:
+        for choice in obj.get("choices") or ():
+            delta = choice.get("delta") or {} if isinstance(choice, dict) else {}
+            if (isinstance(delta, dict) and (delta.get("content") or delta.get("tool_calls"))) or (
+                    isinstance(choice, dict) and choice.get("text")):
+                obs.first_token()
+                seen_token = True
+                break
+    usage = obj.get("usage")
+    if isinstance(usage, dict):
+        obs.tokens_in = usage.get("prompt_tokens", obs.tokens_in)
+        obs.tokens_out = usage.get("completion_tokens", obs.tokens_out)
+    return seen_token

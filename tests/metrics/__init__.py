@@ -1,0 +1,1 @@
+"""Tests of bridge.metrics and the monitoring routes."""

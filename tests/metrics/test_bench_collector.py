@@ -1,0 +1,34 @@
+"""Micro-benchmarks: the per-request cost of recording (run with --benchmark-only to see them)."""
+
+from __future__ import annotations
+
+import itertools
+
+from bridge.metrics import Metrics
+from bridge.metrics.collector import Collector
+from bridge.metrics.records import Record
+
+REC = Record(ts_s=1.0, route="/api/chat", method="POST", status=200, duration_s=1.2, model="m1",
+             stream=True, ttfb_s=0.01, ttft_s=0.2, tpot_s=0.02, max_gap_s=0.3, chunks=50,
+             bytes_out=5000, bytes_in=300, tokens_in=20, tokens_out=50)
+
+
+def test_bench_metrics_observe(benchmark, tmp_path):
+    metrics = Metrics(window=1000, version="b", multiproc_dir=str(tmp_path))
+    benchmark(metrics.observe, REC)
+    assert 1 <= len(metrics.collector.local()) <= 1000  # a ring: never more than the window
+
+
+def test_bench_collector_append(benchmark, tmp_path):
+    collector = Collector(1000, str(tmp_path))
+    rec = REC.normalised()
+    benchmark(collector.append, rec)
+    assert 1 <= len(collector.local()) <= 1000
+
+
+def test_bench_summary_full_window(benchmark, tmp_path):
+    metrics = Metrics(window=2000, version="b", multiproc_dir=str(tmp_path))
+    for i in itertools.islice(itertools.count(), 2000):
+        metrics.observe(REC)
+    s = benchmark(metrics.summary, endpoint=None, window_s=None, include_system=False)
+    assert s["period"]["window_records"] == 2000

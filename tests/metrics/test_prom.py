@@ -1,0 +1,122 @@
+"""Prometheus exposition: names, types, labels, buckets; parses and passes promtool."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from bridge.metrics import Metrics
+from bridge.metrics.prom import LONG_BUCKETS, MAX_GAP_BUCKETS, TPOT_BUCKETS, TTFT_BUCKETS
+from bridge.metrics.records import Record
+
+PROMTOOL = shutil.which("promtool") or ("/usr/bin/promtool" if shutil.os.path.exists("/usr/bin/promtool") else None)
+
+
+def sample_metrics() -> Metrics:
+    m = Metrics(window=100, version="1.2.3", multiproc_dir=None,
+                model_labels=lambda name: name if name in ("m1", "m2") else "other")
+    m.observe(Record(ts_s=1.0, route="/api/chat", method="POST", status=200, duration_s=3.0, model="m1",
+                     stream=True, ttfb_s=0.05, ttft_s=0.5, tpot_s=0.02, max_gap_s=0.7, chunks=10,
+                     bytes_out=1234, bytes_in=99, tokens_in=12, tokens_out=101, queue_s=0.003))
+    m.observe(Record(ts_s=2.0, route="/api/chat", method="POST", status=200, duration_s=1.0, model="m1",
+                     stream=True, ttft_s=0.3, outcome="client_disconnect", tokens_out=5))
+    m.observe(Record(ts_s=3.0, route="/api/generate", method="POST", status=504, duration_s=60.0,
+                     model="some/user-model\"x", outcome="timeout"))
+    m.observe(Record(ts_s=4.0, route="unmatched", method="GET", status=404, duration_s=0.001,
+                     outcome="not_found"))
+    return m
+
+
+def families(m: Metrics) -> dict:
+    body, content_type = m.exposition()
+    assert content_type.startswith("text/plain")
+    assert body.endswith(b"\n")
+    return {f.name: f for f in text_string_to_metric_families(body.decode())}
+
+
+def value(fams, family, sample, **labels) -> float:
+    for s in fams[family].samples:
+        if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()):
+            return s.value
+    raise KeyError((family, sample, labels))
+
+
+def test_metric_set_types_and_labels():
+    fams = families(sample_metrics())
+    expected = {
+        "bridge_http_requests": ("counter", {"route", "method", "code"}),
+        "bridge_http_request_duration_seconds": ("histogram", {"route", "method"}),
+        "bridge_http_requests_in_progress": ("gauge", {"route"}),
+        "bridge_http_request_outcomes": ("counter", {"route", "outcome"}),
+        "bridge_http_request_queue_seconds": ("histogram", set()),
+        "bridge_upstream_requests": ("counter", {"model", "outcome"}),
+        "bridge_time_to_first_token_seconds": ("histogram", {"model"}),
+        "bridge_time_per_output_token_seconds": ("histogram", {"model"}),
+        "bridge_stream_max_gap_seconds": ("histogram", set()),
+        "bridge_tokens": ("counter", {"model", "type"}),
+        "bridge_streams": ("counter", {"route", "outcome"}),
+        "bridge_response_bytes": ("counter", {"route"}),
+        "bridge_build_info": ("gauge", {"version"}),
+        "bridge_active_streams": ("gauge", set()),
+        "bridge_process_resident_memory_bytes": ("gauge", set()),
+        "bridge_process_cpu_seconds": ("gauge", set()),
+        "bridge_process_open_fds": ("gauge", set()),
+        "bridge_process_start_time_seconds": ("gauge", set()),
+    }
+    for name, (typ, labels) in expected.items():
+        assert name in fams, name
+        assert fams[name].type == typ, name
+        for s in fams[name].samples:
+            assert set(s.labels) - {"le"} == labels, (name, s.labels)
+    assert not any(name.endswith("_created") for name in fams)
+
+
+def test_values_and_buckets():
+    fams = families(sample_metrics())
+    assert value(fams, "bridge_http_requests", "bridge_http_requests_total",
+                 route="/api/chat", method="POST", code="200") == 2
+    assert value(fams, "bridge_http_request_outcomes", "bridge_http_request_outcomes_total",
+                 route="/api/chat", outcome="client_disconnect") == 1
+    assert value(fams, "bridge_upstream_requests", "bridge_upstream_requests_total",
+                 model="other", outcome="timeout") == 1  # the raw user string never becomes a label
+    assert value(fams, "bridge_tokens", "bridge_tokens_total", model="m1", type="output") == 106
+    assert value(fams, "bridge_tokens", "bridge_tokens_total", model="m1", type="input") == 12
+    assert value(fams, "bridge_streams", "bridge_streams_total", route="/api/chat", outcome="ok") == 1
+    assert value(fams, "bridge_build_info", "bridge_build_info", version="1.2.3") == 1
+    assert value(fams, "bridge_response_bytes", "bridge_response_bytes_total", route="/api/chat") == 1234
+    assert value(fams, "bridge_process_resident_memory_bytes", "bridge_process_resident_memory_bytes") > 0
+    # TPOT only for completed streams; TTFT for every stream that produced a token
+    assert value(fams, "bridge_time_per_output_token_seconds", "bridge_time_per_output_token_seconds_count",
+                 model="m1") == 1
+    assert value(fams, "bridge_time_to_first_token_seconds", "bridge_time_to_first_token_seconds_count",
+                 model="m1") == 2
+
+    def bounds(family, **labels):
+        return [float(s.labels["le"]) for s in fams[family].samples
+                if s.name.endswith("_bucket") and all(s.labels.get(k) == v for k, v in labels.items())]
+
+    inf = float("inf")
+    assert bounds("bridge_http_request_duration_seconds", route="/api/chat") == [*LONG_BUCKETS, inf]
+    assert bounds("bridge_time_to_first_token_seconds", model="m1") == [*TTFT_BUCKETS, inf]
+    assert bounds("bridge_time_per_output_token_seconds", model="m1") == [*TPOT_BUCKETS, inf]
+    assert bounds("bridge_stream_max_gap_seconds") == [*MAX_GAP_BUCKETS, inf]
+    assert value(fams, "bridge_http_request_duration_seconds", "bridge_http_request_duration_seconds_bucket",
+                 route="/api/generate", le="81.92") == 1
+
+
+def test_metrics_instances_are_isolated():
+    a = sample_metrics()
+    b = Metrics(window=10, version="x", multiproc_dir=None)
+    assert "bridge_http_requests" not in {n for n, f in families(b).items() if f.samples}
+    assert a.summary(endpoint=None, window_s=None, include_system=False)["total_requests"] == 4
+    assert b.summary(endpoint=None, window_s=None, include_system=False)["total_requests"] == 0
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed")
+def test_promtool_check_metrics():
+    body, _ = sample_metrics().exposition()
+    proc = subprocess.run([PROMTOOL, "check", "metrics"], input=body, capture_output=True, timeout=30)
+    assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
