@@ -6,7 +6,7 @@ import hmac
 import logging
 import time
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from . import __version__
@@ -15,10 +15,11 @@ from .config import Settings
 from .errors import BridgeError, RequestTooLarge, Unauthorized, UpstreamError
 from .logs import configure_logging
 from .metrics import Metrics
-from .metrics.instrument import install, observation
+from .metrics.instrument import install, observation, sanitise_request_id
 from .modelmap import ModelMap
 from .ndjson import json_bytes
 from .routes.common import Services, now_rfc3339
+from .routes.dashboard import dashboard_blueprint
 from .routes.monitoring import monitoring_blueprint
 from .routes.ollama import ollama_blueprint
 from .routes.openai import openai_blueprint
@@ -31,6 +32,8 @@ log = logging.getLogger("bridge")
 
 _PUBLIC_PATHS = frozenset({"/", "/health"})
 _METRICS_PREFIXES = ("/metrics", "/v1/metrics", "/dashboard")
+# Probes and scrapes are not traffic: they would crowd the recent-request window.
+_UNCOUNTED_PREFIXES = _METRICS_PREFIXES + ("/health", "/ready")
 _READY_CACHE_S = 5.0
 _READY_TIMEOUT_S = 2.0
 
@@ -52,7 +55,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["bridge"] = services
     app.extensions["bridge.metrics"] = metrics
 
-    install(app, metrics, excluded_prefixes=_METRICS_PREFIXES)
+    if settings.metrics_enabled:
+        install(app, metrics, excluded_prefixes=_UNCOUNTED_PREFIXES)
+    else:  # benchmarks compare against this: request ids only, nothing recorded
+        _install_request_ids(app)
     app.before_request(_guard(settings))
     if settings.cors_origins:
         app.after_request(_cors(settings.cors_origins))
@@ -61,12 +67,24 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(ollama_blueprint(services))
     app.register_blueprint(openai_blueprint(services))
     app.register_blueprint(monitoring_blueprint(metrics, token=settings.metrics_token, ready=_ready_check(services)))
+    app.register_blueprint(dashboard_blueprint(token=settings.metrics_token))
 
     if settings.demo_backend:
         log.warning("no backend configured (OPENAI_API_BASE_URL unset): serving the built-in DEMO backend "
                     "with models 'demo' and 'demo-embed'")
     log.info("bridge ready", extra={"version": __version__, "settings": settings.describe()})
     return app
+
+
+def _install_request_ids(app: Flask) -> None:
+    @app.before_request
+    def assign():
+        g.request_id = sanitise_request_id(request.headers.get("X-Request-ID"))
+
+    @app.after_request
+    def echo(response: Response) -> Response:
+        response.headers["X-Request-ID"] = g.get("request_id") or sanitise_request_id(None)
+        return response
 
 
 def _guard(settings: Settings):

@@ -47,6 +47,7 @@ class Settings:
     metrics_token: str | None = field(default=None, repr=False)
     metrics_window: int = 2000
     metrics_dir: str | None = None
+    metrics_enabled: bool = True
     think_control: str = "reasoning_effort"
     ollama_version: str = "0.12.6"
     cors_origins: tuple[str, ...] = ()
@@ -81,6 +82,7 @@ class Settings:
             metrics_token=env.str("METRICS_TOKEN"),
             metrics_window=env.int("METRICS_WINDOW", 2000, lo=10, hi=1_000_000),
             metrics_dir=env.str("PROMETHEUS_MULTIPROC_DIR"),
+            metrics_enabled=env.bool("METRICS_ENABLED", True),
             think_control=env.choice("THINK_CONTROL", "reasoning_effort", _THINK_CONTROLS),
             ollama_version=_version(env.str("OLLAMA_VERSION") or "0.12.6"),
             cors_origins=env.list("CORS_ORIGINS"),

@@ -11,12 +11,15 @@ the request deadline. ``max_retries`` counts retries, so 0 means exactly one att
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -39,6 +42,7 @@ log = logging.getLogger(__name__)
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _MAX_ERROR_BODY_BYTES = 64 * 1024
 _READ_SIZE = 64 * 1024
+_MAX_RETRY_AFTER_S = 86400.0  # a larger (or absurd) Retry-After is passed on as one day
 
 
 @dataclass
@@ -200,12 +204,24 @@ def _http_error(resp: requests.Response, *, streamed: bool) -> UpstreamHTTPError
 
 
 def _retry_after_s(value: str | None) -> float | None:
-    if not value:
+    """Seconds from a ``Retry-After`` header (delay-seconds or HTTP-date), finite and capped; else None."""
+    if not value or not value.strip():
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        return None  # HTTP-date form: fall back to our own backoff
+        try:
+            when = parsedate_to_datetime(value.strip())
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when is None:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+    if not math.isfinite(seconds):
+        return None  # "nan"/"inf" would crash the header we pass on
+    return min(max(0.0, seconds), _MAX_RETRY_AFTER_S)
 
 
 def _is_read_timeout(exc: BaseException) -> bool:

@@ -11,11 +11,11 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from bridge.metrics.collector import Collector
-from bridge.metrics.prom import CONTENT_TYPE_LATEST, PromMetrics
-from bridge.metrics.records import Record
-from bridge.metrics.summary import build_summary
-from bridge.metrics.system import process_snapshot
+from .collector import Collector
+from .prom import CONTENT_TYPE_LATEST, PromMetrics
+from .records import Record
+from .summary import build_summary
+from .system import process_snapshot
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "Record"]
 

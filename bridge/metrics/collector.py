@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bridge.metrics.records import PACKED_SIZE, Record, pack, unpack
+from .records import PACKED_SIZE, Record, pack, unpack
 
 __all__ = ["Collector", "RingInfo", "read_ring_file"]
 

@@ -23,9 +23,9 @@ from collections.abc import Iterable, Iterator
 
 from flask import Flask, Response, g, has_request_context, request
 
-from bridge.errors import BridgeError
-from bridge.metrics import Metrics
-from bridge.metrics.records import Record, outcome_for_status
+from ..errors import BridgeError
+from . import Metrics
+from .records import Record, outcome_for_status
 
 __all__ = ["DEFAULT_EXCLUDED", "Observation", "install", "observation", "sanitise_request_id"]
 

@@ -28,8 +28,8 @@ from prometheus_client import (
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from bridge.metrics.records import Record
-from bridge.metrics.system import ProcessSnapshot
+from .records import Record
+from .system import ProcessSnapshot
 
 __all__ = [
     "CONTENT_TYPE_LATEST",

@@ -20,7 +20,7 @@ import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 
-from bridge.metrics.records import Record
+from .records import Record
 
 __all__ = [
     "CLIENT_OUTCOMES",

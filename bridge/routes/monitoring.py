@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from flask import Blueprint, Response, jsonify, request
 
-from bridge.metrics import Metrics
+from ..metrics import Metrics
 
 __all__ = ["monitoring_blueprint"]
 

@@ -113,7 +113,7 @@ def ollama_blueprint(services: Services) -> Blueprint:
         body = read_json_object()
         requested = require_model_name(body, services)
         obs = observation()
-        obs.model = services.modelmap.label(requested)
+        obs.model = requested  # labelled (bounded) when recorded
         stream = _stream_flag(body)
         reason = chat.short_circuit(kind, body)
         if reason is not None:
@@ -159,7 +159,7 @@ def ollama_blueprint(services: Services) -> Blueprint:
         started_ns = time.monotonic_ns()
         body = read_json_object()
         requested = require_model_name(body, services)
-        observation().model = services.modelmap.label(requested)
+        observation().model = requested  # labelled (bounded) when recorded
         backend = resolve_model(requested, services)
         openai_body = embed.embed_request(body, backend)
         if openai_body is None:
@@ -176,7 +176,7 @@ def ollama_blueprint(services: Services) -> Blueprint:
     def embeddings_route():
         body = read_json_object()
         requested = require_model_name(body, services)
-        observation().model = services.modelmap.label(requested)
+        observation().model = requested  # labelled (bounded) when recorded
         backend = resolve_model(requested, services)
         openai_body = embed.embeddings_request(body, backend)
         if openai_body is None:

@@ -38,7 +38,7 @@ def openai_blueprint(services: Services) -> Blueprint:
             body = read_json_object()
             requested = require_model_name(body, services)
             obs = observation()
-            obs.model = services.modelmap.label(requested)
+            obs.model = requested  # labelled (bounded) when recorded
             resolve_model(requested, services)
             forwarded = services.modelmap.to_backend_passthrough({**body, "model": requested})
             stream = body.get("stream", False)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 from bridge.metrics import Metrics
 from bridge.metrics.collector import Collector
 from bridge.metrics.records import Record
@@ -28,7 +26,7 @@ def test_bench_collector_append(benchmark, tmp_path):
 
 def test_bench_summary_full_window(benchmark, tmp_path):
     metrics = Metrics(window=2000, version="b", multiproc_dir=str(tmp_path))
-    for i in itertools.islice(itertools.count(), 2000):
+    for _ in range(2000):
         metrics.observe(REC)
     s = benchmark(metrics.summary, endpoint=None, window_s=None, include_system=False)
     assert s["period"]["window_records"] == 2000

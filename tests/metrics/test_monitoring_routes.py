@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -22,8 +24,6 @@ def make_client(token=None, ready=(True, "backend reachable"), records=()):
 
 
 def rec(outcome="ok", status=200, route="/api/chat", ts=None):
-    import time
-
     return Record(ts_s=ts or time.time(), route=route, method="POST", status=status, duration_s=0.2,
                   outcome=outcome)
 
@@ -48,7 +48,7 @@ def test_prometheus_route_content_type_and_body():
     assert resp.headers["Content-Type"].startswith("text/plain; version=")
     names = {f.name for f in text_string_to_metric_families(resp.get_data(as_text=True))}
     assert "bridge_http_requests" in names
-    assert c.get("/v1/metrics/prometheus").get_data() .startswith(b"# HELP")
+    assert c.get("/v1/metrics/prometheus").get_data().startswith(b"# HELP")
 
 
 def test_summary_params():

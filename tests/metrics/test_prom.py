@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -12,7 +13,7 @@ from bridge.metrics import Metrics
 from bridge.metrics.prom import LONG_BUCKETS, MAX_GAP_BUCKETS, TPOT_BUCKETS, TTFT_BUCKETS
 from bridge.metrics.records import Record
 
-PROMTOOL = shutil.which("promtool") or ("/usr/bin/promtool" if shutil.os.path.exists("/usr/bin/promtool") else None)
+PROMTOOL = shutil.which("promtool") or next((p for p in ("/usr/bin/promtool",) if os.path.exists(p)), None)
 
 
 def sample_metrics() -> Metrics:
