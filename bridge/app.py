@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import io
 import logging
 import time
 
@@ -96,6 +97,8 @@ def _guard(settings: Settings):
         if length is not None and length > settings.max_request_bytes:
             raise RequestTooLarge(f"request body of {length} bytes is over the limit of "
                                   f"{settings.max_request_bytes} bytes (MAX_REQUEST_BYTES)")
+        if length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+            _buffer_chunked_body(settings.max_request_bytes)
         if not keys or request.path in _PUBLIC_PATHS or request.method == "OPTIONS":
             return None
         if settings.metrics_token and request.path.startswith(_METRICS_PREFIXES):
@@ -108,6 +111,30 @@ def _guard(settings: Settings):
         return None
 
     return guard
+
+
+def _buffer_chunked_body(limit: int) -> None:
+    """Read a body without Content-Length (chunked) up to ``limit``; 413 as soon as it goes over.
+
+    The body is then served from memory with a real Content-Length, so nothing later can read past
+    the limit (werkzeug's own limit on terminated streams is not applied by ``get_data``).
+    """
+    stream = request.environ["wsgi.input"]
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        data = stream.read(min(64 * 1024, limit + 1 - size))
+        if not data:
+            break
+        parts.append(data)
+        size += len(data)
+        if size > limit:
+            raise RequestTooLarge(f"request body is over the limit of {limit} bytes (MAX_REQUEST_BYTES)")
+    body = b"".join(parts)
+    request.environ["wsgi.input"] = io.BytesIO(body)
+    request.environ["CONTENT_LENGTH"] = str(len(body))
+    request.environ.pop("HTTP_TRANSFER_ENCODING", None)
+    request.__dict__.pop("stream", None)  # drop a cached stream wrapper, if one was made
 
 
 def _cors(origins: tuple[str, ...]):

@@ -6,10 +6,11 @@ names the variable. Names follow the best-known existing proxy so its users can 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from .modelmap import ModelMap
 
 __all__ = ["ConfigError", "Settings", "DEMO_BACKEND_URL"]
 
@@ -140,14 +141,9 @@ def _model_mapping(env: _Env) -> dict[str, str]:
 
 def _parse_mapping(text: str, name: str) -> dict[str, str]:
     try:
-        data = json.loads(text)
+        return ModelMap.from_json(text).mapping
     except ValueError as exc:
-        raise ConfigError(f"{name} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and k and v for k, v in data.items()
-    ):
-        raise ConfigError(f'{name} must be a flat JSON object {{"ollama-name": "backend-name"}}')
-    return data
+        raise ConfigError(f"{name}: {exc}") from None
 
 
 class _Env:

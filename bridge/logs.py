@@ -45,7 +45,12 @@ class JsonFormatter(logging.Formatter):
                 line[key] = value
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
+        text = json.dumps(line, default=str, ensure_ascii=False)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates from client input: escape instead of losing the line
+            text = json.dumps(line, default=str)
+        return text
 
 
 class TextFormatter(logging.Formatter):

@@ -7,6 +7,7 @@ import json
 __all__ = ["ndjson_line", "json_bytes"]
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_encode_ascii = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
 # JSON leaves these unescaped, but str.splitlines() breaks lines at them, and the official Python
 # client splits NDJSON with httpx's LineDecoder, which uses splitlines(): escape them.
 _LINE_BREAKERS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
@@ -15,6 +16,10 @@ _LINE_BREAKERS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
 def json_bytes(obj: object) -> bytes:
     """Compact UTF-8 JSON (never pretty-printed: indented JSON breaks line-based clients)."""
     text = _encode(obj)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (valid escaped JSON input): send it escaped again
+        text = _encode_ascii(obj)
     for char, escaped in _LINE_BREAKERS.items():
         if char in text:
             text = text.replace(char, escaped)

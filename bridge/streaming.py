@@ -100,11 +100,12 @@ def ndjson_stream(upstream: UpstreamClient, resp: requests.Response, translator:
         yield ndjson_line(final)
     except BridgeError as exc:
         obs.outcome = exc.outcome
-        log.warning("stream failed mid-way", extra={"outcome": exc.outcome, "error": exc.message})
+        message = upstream.redact(exc.message)
+        log.warning("stream failed mid-way", extra={"outcome": exc.outcome, "error": message})
         prompt_tokens, completion_tokens = translator.usage
         obs.tokens_in = prompt_tokens
         obs.tokens_out = completion_tokens if completion_tokens is not None else token_chunks
-        yield ndjson_line({"error": exc.message})
+        yield ndjson_line({"error": message})
     finally:
         resp.close()
 
@@ -140,7 +141,8 @@ def sse_passthrough(upstream: UpstreamClient, resp: requests.Response, obs: _Obs
             yield data
     except UpstreamError as exc:
         obs.outcome = exc.outcome
-        body = json.dumps({"error": {"message": exc.message, "type": "api_error", "param": None, "code": None}})
+        body = json.dumps({"error": {"message": upstream.redact(exc.message), "type": "api_error", "param": None,
+                                     "code": None}})
         yield f"data: {body}\n\n".encode()
     finally:
         resp.close()

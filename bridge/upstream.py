@@ -95,6 +95,13 @@ class UpstreamClient:
         session.trust_env = False  # no proxies or netrc picked up behind our back
         return session
 
+    def redact(self, text: str) -> str:
+        """``text`` with the backend key removed (some backends echo it in their error messages)."""
+        key = self._settings.api_key
+        if key and key in text:
+            text = text.replace(key, "[redacted]")
+        return text
+
     # -- calls ---------------------------------------------------------------------------------
     def open(self, method: str, path: str, *, json_body: dict | None = None, stream: bool,
              deadline: Deadline, request_id: str | None = None) -> requests.Response:
@@ -119,7 +126,7 @@ class UpstreamClient:
                                                   stream=stream, timeout=timeout)
                     if resp.status_code < 400:
                         return resp
-                    error = _http_error(resp, streamed=stream)
+                    error = _http_error(resp, streamed=stream, redact=self.redact)
             except requests.exceptions.ConnectTimeout:
                 error = UpstreamTimeout("timed out connecting to the backend")
             except (requests.exceptions.ConnectionError, requests.exceptions.InvalidURL) as exc:
@@ -190,7 +197,8 @@ def json_object(resp: requests.Response) -> dict:
     return data
 
 
-def _http_error(resp: requests.Response, *, streamed: bool) -> UpstreamHTTPError:
+def _http_error(resp: requests.Response, *, streamed: bool,
+                redact: Callable[[str], str] = lambda text: text) -> UpstreamHTTPError:
     """Read a bounded error body and turn it into an UpstreamHTTPError."""
     try:
         # Without stream=True requests has already read the body into .content.
@@ -199,7 +207,7 @@ def _http_error(resp: requests.Response, *, streamed: bool) -> UpstreamHTTPError
         body = b""
     finally:
         resp.close()
-    message = backend_error_message(resp.status_code, body or b"", resp.headers.get("Content-Type"))
+    message = redact(backend_error_message(resp.status_code, body or b"", resp.headers.get("Content-Type")))
     return UpstreamHTTPError(resp.status_code, message, _retry_after_s(resp.headers.get("Retry-After")))
 
 

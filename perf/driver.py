@@ -333,7 +333,8 @@ def wrk(target: Target, *, connections: int, duration_s: float, threads: int = 1
         path = fh.name
     try:
         threads = max(1, min(threads, connections))
-        cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration_s:g}s", "--timeout", "5s",
+        duration_s = max(1, int(round(duration_s)))  # wrk takes whole seconds
+        cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration_s}s", "--timeout", "5s",
                "--latency", "-s", path, f"http://{target.host}:{target.port}{target.path}"]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration_s + 30)
         if proc.returncode != 0:

@@ -76,7 +76,9 @@ class BridgeProcess:
         out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout
         return [int(pid) for pid in out.split()]
 
-    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
+    def stop(self, sig: int = signal.SIGQUIT, timeout_s: float = 30.0) -> int:
+        """Stop gunicorn: SIGQUIT (quick) by default; SIGTERM is the graceful stop, which waits
+        up to graceful_timeout for open connections, idle keep-alive ones included."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:

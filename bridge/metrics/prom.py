@@ -212,7 +212,7 @@ class PromMetrics:
         """Exact cumulative totals over all workers, for the JSON summary."""
         outcomes: dict[str, float] = {}
         codes: dict[str, float] = {}
-        in_progress = 0.0
+        in_progress = active_streams = 0.0
         for family in self.families():
             if family.name == "bridge_http_request_outcomes":
                 for s in family.samples:
@@ -226,8 +226,11 @@ class PromMetrics:
                         codes[key] = codes.get(key, 0.0) + s.value
             elif family.name == "bridge_http_requests_in_progress":
                 in_progress += sum(s.value for s in family.samples)
+            elif family.name == "bridge_active_streams":
+                active_streams += sum(s.value for s in family.samples)
         return {
             "outcomes": {k: int(v) for k, v in outcomes.items() if v},
             "codes": {k: int(v) for k, v in codes.items() if v},
             "in_progress": max(0, int(in_progress)),
+            "active_streams": max(0, int(active_streams)),
         }

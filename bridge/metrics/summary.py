@@ -115,7 +115,7 @@ def build_summary(
         "window": _window_health(recs),
         "endpoints": _endpoints(recs),
         "models": _models(recs),
-        "streaming": _streaming(recs),
+        "streaming": {**_streaming(recs), "active": int((cumulative or {}).get("active_streams", 0))},
         "outcomes": _count(r.outcome for r in recs),
         "period": _period(recs, now=now, window_s=window_s),
         "filters": {"endpoint": endpoint, "window_s": window_s},

@@ -45,6 +45,8 @@ def read_json_object() -> dict:
         raise ClientRequestError("request body is not valid UTF-8") from None
     except ValueError as exc:
         raise ClientRequestError(f"invalid JSON in request body: {exc.msg} at position {exc.pos}") from None
+    except RecursionError:
+        raise ClientRequestError("invalid JSON in request body: nested too deeply") from None
     if not isinstance(body, dict):
         raise ClientRequestError("request body must be a JSON object")
     return body

@@ -55,6 +55,10 @@ def ollama_blueprint(services: Services) -> Blueprint:
     def show():
         body = read_json_object()
         requested = require_model_name(body, services, keys=("model", "name"))
+        if services.models.ids(request_id()) is None:
+            # The backend can't list its models: say so (5xx) instead of describing a model that may
+            # not exist (the reference answers 200 with invented data for any name).
+            services.models.fetch(request_id())
         backend = resolve_model(requested, services)
         entry = services.models.entry(backend, request_id())
         return jsonify(catalog.show_response(requested, backend, entry, modified_at=services.started_at))

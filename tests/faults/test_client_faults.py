@@ -190,7 +190,7 @@ BAD_INPUTS = [
     ("tools a string", "/api/chat", json.dumps({"model": "m1", "messages": MSG, "tools": "x"}).encode(), 400),
     ("embed input a number", "/api/embed", json.dumps({"model": "e1", "input": 5}).encode(), 400),
     ("model with control chars", "/api/chat", json.dumps({"model": "m1\r\nX: y", "messages": MSG}).encode(), 400),
-    ("model with a lone surrogate", "/api/chat", b'{"model": "m\\ud800", "messages": []}', (400, 404)),
+    ("model with a lone surrogate", "/api/chat", b'{"model": "m\\ud800", "messages": []}', (200, 400, 404)),
     ("unknown model", "/api/chat", json.dumps({"model": "nope", "messages": MSG}).encode(), 404),
     ("number 1e999 in options", "/api/generate",
      b'{"model": "m1", "prompt": "x", "stream": false, "options": {"temperature": 1e999}}', (200, 400)),
