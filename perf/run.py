@@ -37,6 +37,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gevent  # noqa: E402
+import psutil  # noqa: E402
 
 from perf import driver  # noqa: E402
 from perf.driver import Target, percentile  # noqa: E402
@@ -49,7 +50,7 @@ MESSAGES = [{"role": "user", "content": "Say hello in a few words."}]
 
 FULL = dict(c1_rounds=12, c1_nonstream=40, c1_stream=15, frontier=[1, 2, 4, 8, 16, 32, 64], frontier_s=2.0,
             paced_conc=4, paced_count=24, many=1000, many_ramp_s=3.0, mon_pairs=6, mon_s=3.0, mon_conns=8,
-            mem_requests=100_000, mem_cap_s=150.0, mem_warm_s=5.0, bench_s="1.0")
+            mem_requests=100_000, mem_cap_s=200.0, mem_warm_s=5.0, bench_s="1.0")
 SMOKE = dict(c1_rounds=2, c1_nonstream=5, c1_stream=2, frontier=[2], frontier_s=1,
              paced_conc=2, paced_count=2, many=20, many_ramp_s=0.2, mon_pairs=1, mon_s=1, mon_conns=4,
              mem_requests=300, mem_cap_s=1.0, mem_warm_s=0, bench_s="0.05")
@@ -202,7 +203,21 @@ def scenario_many(cfg: dict, bridge1, fport: int) -> dict:
 
 # -- 5. monitoring cost ----------------------------------------------------------------------------------
 
-def scenario_monitoring(cfg: dict, on_port: int, off_port: int, fport: int) -> dict:
+def _cpu_s(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def scenario_monitoring(cfg: dict, on_b, off_b, fport: int) -> dict:
+    """Paired wrk runs; also the workers' CPU time per request (less sensitive to others' load)."""
+    on_port, off_port = on_b.port, off_b.port
+    pids = {on_port: on_b.worker_pids(), off_port: off_b.worker_pids()}
     out = {}
     for kind, model in (("nonstream", model_name(8)), ("stream16", model_name(16))):
         stream = kind != "nonstream"
@@ -215,14 +230,21 @@ def scenario_monitoring(cfg: dict, on_port: int, off_port: int, fport: int) -> d
             order = (on, off) if i % 2 == 0 else (off, on)  # ABBA against drift
             got = {}
             for t in order:
+                c0 = _cpu_s(pids[t.port])
                 got[t.port] = driver.wrk(t, connections=cfg["mon_conns"], duration_s=cfg["mon_s"]).as_dict()
+                got[t.port]["cpu_us_per_req"] = ((_cpu_s(pids[t.port]) - c0) * 1e6 / got[t.port]["requests"]
+                                                 if got[t.port]["requests"] else float("nan"))
             pairs.append({"on": got[on_port], "off": got[off_port],
                           "ratio": got[on_port]["rps"] / got[off_port]["rps"] if got[off_port]["rps"] else float("nan")})
         ratios = [p["ratio"] for p in pairs]
         med = statistics.median(ratios)
         on_sum = sum(p["on"]["requests"] for p in pairs) / sum(p["on"]["duration_s"] for p in pairs)
         off_sum = sum(p["off"]["requests"] for p in pairs) / sum(p["off"]["duration_s"] for p in pairs)
+        cpu_on = statistics.median(p["on"]["cpu_us_per_req"] for p in pairs)
+        cpu_off = statistics.median(p["off"]["cpu_us_per_req"] for p in pairs)
         out[kind] = {"pairs": pairs, "median_ratio": round(med, 4), "cost_pct": round((1 - med) * 100, 2),
+                     "cpu_us_per_req_on": round(cpu_on, 1), "cpu_us_per_req_off": round(cpu_off, 1),
+                     "cpu_cost_pct": round((cpu_on / cpu_off - 1) * 100, 2) if cpu_off else float("nan"),
                      "pooled_on_rps": round(on_sum, 1), "pooled_off_rps": round(off_sum, 1),
                      "pooled_cost_pct": round((1 - on_sum / off_sum) * 100, 2) if off_sum else float("nan"),
                      "ratio_min": round(min(ratios), 4), "ratio_max": round(max(ratios), 4),
@@ -497,12 +519,17 @@ def write_report(res: dict, out: Path, pngs: list[str]) -> None:
 
     L += ["## 5. Monitoring cost (METRICS_ENABLED=true vs false)", "",
           "Two bridges (2 workers each) on the same backend; paired wrk runs, order alternated (ABBA).", "",
-          "| kind | pairs | median on/off | cost | ratio range | pooled on | pooled off | pooled cost | errors |",
-          "|---|---|---|---|---|---|---|---|---|"]
+          "| kind | pairs | median on/off | cost | ratio range | pooled on | pooled off | pooled cost | "
+          "worker CPU us/req on | off | CPU cost | errors |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for kind in ("nonstream", "stream16"):
         f = res["monitoring"][kind]
         L.append(f"| {kind} | {len(f['pairs'])} | {f['median_ratio']} | {f['cost_pct']} % | {f['ratio_min']}-{f['ratio_max']} | "
-                 f"{f['pooled_on_rps']} | {f['pooled_off_rps']} | {f['pooled_cost_pct']} % | {f['errors']} |")
+                 f"{f['pooled_on_rps']} | {f['pooled_off_rps']} | {f['pooled_cost_pct']} % | {f['cpu_us_per_req_on']} | "
+                 f"{f['cpu_us_per_req_off']} | {f['cpu_cost_pct']} % | {f['errors']} |")
+    L += ["", "METRICS_ENABLED=false also drops the bridge's per-request JSON access line (`bridge.access`, written "
+          "by the metrics hooks); gunicorn's own access log stays on in both. Worker CPU per request is read with "
+          "psutil around each wrk run."]
     L.append("")
 
     mem = res["memory"]
@@ -580,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
         res["paced"] = scenario_paced(cfg, bp, fp)
         res["many"] = scenario_many(cfg, one_b, fp)
         one_b.stop()
-        res["monitoring"] = scenario_monitoring(cfg, bp, off_b.port, fp)
+        res["monitoring"] = scenario_monitoring(cfg, main_b, off_b, fp)
         off_b.stop()
         res["memory"] = scenario_memory(cfg, main_b, fp)
     finally:

@@ -156,9 +156,11 @@ def test_paced_stream_arrives_chunk_by_chunk(nginx, backend):
     # Each token line came on its own, about PACE_S after the previous one: nothing was held back.
     times = [t for t, _ in content]
     assert len(times) == len(TOKENS)
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    assert all(gap >= PACE_S * 0.5 for gap in gaps), f"lines bunched up (buffered?): {times}"
-    assert times[-1] - times[0] >= PACE_S * (len(TOKENS) - 1) * 0.8, times
+    # (Bounds are loose so a busy machine does not make this flaky; buffering puts all the lines
+    # into one or two reads at the very end, far outside them.)
+    gaps = sorted(b - a for a, b in zip(times, times[1:]))
+    assert gaps[len(gaps) // 2] >= PACE_S * 0.5, f"lines bunched up (buffered?): {times}"
+    assert times[-1] - times[0] >= PACE_S * (len(TOKENS) - 1) * 0.7, times
 
 
 def test_request_id_sent_is_kept(nginx, backend):

@@ -97,6 +97,7 @@ _DEFAULTS: dict[str, Any] = {
     "prompt_tokens": 7,
     "tool_calls": None,        # [{"id", "name", "arguments": str}]
     "fragments": 3,            # pieces per tool-call arguments string when streaming
+    "interleave_tool_calls": False,  # stream parallel calls' fragments round-robin (0, 1, 0, 1, ...)
     "reasoning": None,         # list[str], streamed before content
     "reasoning_field": "reasoning_content",  # or "reasoning" (vLLM/OpenRouter style)
     "status": None,            # int: answer with this status ...
@@ -557,7 +558,8 @@ class FakeBackend:
         """Set behaviour for the next requests (persists until reset()). Keywords combine freely.
 
         tokens, delay_s, first_delay_s, finish_reason, usage (dict|None), prompt_tokens,
-        tool_calls ([{"id","name","arguments"}]), fragments, reasoning (list[str]), reasoning_field,
+        tool_calls ([{"id","name","arguments"}]), fragments, interleave_tool_calls, reasoning (list[str]),
+        reasoning_field,
         status, error_body (dict|bytes|str), headers, fail_times, fault (FAULTS), fault_after_tokens,
         huge_bytes, match_path, models, usage_inline, reverse_embeddings, error_event_line, sse_eol,
         api_key, embedding_dim.
@@ -916,11 +918,19 @@ class FakeBackend:
                 events.append((True, chunk({s["reasoning_field"]: r})))
             for t in tokens:
                 events.append((True, chunk({"content": t})))
+            per_call = []
             for i, tc in enumerate(tool_calls):
-                events.append((True, chunk({"tool_calls": [{"index": i, "id": tc["id"], "type": "function",
-                                                             "function": {"name": tc["name"], "arguments": ""}}]})))
-                for frag in split_fragments(tc["arguments"], int(s["fragments"])):
-                    events.append((True, chunk({"tool_calls": [{"index": i, "function": {"arguments": frag}}]})))
+                head = (True, chunk({"tool_calls": [{"index": i, "id": tc["id"], "type": "function",
+                                                      "function": {"name": tc["name"], "arguments": ""}}]}))
+                frags = [(True, chunk({"tool_calls": [{"index": i, "function": {"arguments": frag}}]}))
+                         for frag in split_fragments(tc["arguments"], int(s["fragments"]))]
+                per_call.append([head, *frags])
+            if s["interleave_tool_calls"]:
+                for round_ in itertools.zip_longest(*per_call):
+                    events.extend(e for e in round_ if e is not None)
+            else:
+                for call_events in per_call:
+                    events.extend(call_events)
             fin = chunk({}, finish)
         else:
             for t in tokens:

@@ -138,6 +138,19 @@ def test_06_show_unknown_is_404(bridge, backend, c):
     assert err.value.status_code == 404 and "not found" in err.value.error
 
 
+@pytest.mark.parametrize("script", [{"status": 500}, {"fault": "html_502"}], ids=["500", "nginx-502"])
+def test_06_show_when_backend_cannot_list_is_an_error_not_invented(bridge, backend, c, script):
+    # Peer bug: /api/show answered 200 with made-up metadata for any name when the backend was down.
+    # A worker that listed models before keeps its last good list (so "nope" is a 404 there); one
+    # that never could says the backend failed. Either way an unknown name is never described.
+    backend.script(match_path="/v1/models", **script)
+    for _ in range(4):  # both workers
+        with pytest.raises(ollama.ResponseError) as err:
+            c.show("nope")
+        assert err.value.status_code == 404 or err.value.status_code >= 500
+        assert isinstance(err.value.error, str) and err.value.error
+
+
 def test_07_show_with_legacy_name_key(bridge, backend):
     legacy = httpx.post(bridge.url + "/api/show", json={"name": "m1"})
     modern = httpx.post(bridge.url + "/api/show", json={"model": "m1"})
@@ -354,8 +367,9 @@ def test_19_tool_given_as_python_function(bridge, backend, c):
     assert set(tool["function"]["parameters"]["properties"]) == {"a", "b"}
 
 
-def test_20_streamed_parallel_tool_calls_are_merged(bridge, backend, c):
-    backend.script(fragments=4, tool_calls=[
+@pytest.mark.parametrize("interleave", [False, True], ids=["call-by-call", "interleaved"])
+def test_20_streamed_parallel_tool_calls_are_merged(bridge, backend, c, interleave):
+    backend.script(fragments=4, interleave_tool_calls=interleave, tool_calls=[
         {"id": "call_a", "name": "fn", "arguments": '{"a": 1, "note": "first"}'},
         {"id": "call_b", "name": "other", "arguments": '{"b": [1, 2, 3]}'}])
     chunks = list(c.chat("m1", messages=USER, tools=[FN_TOOL], stream=True))
