@@ -42,7 +42,8 @@ _READY_TIMEOUT_S = 2.0
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the WSGI app. ``settings`` default to the environment (read here, once)."""
     settings = settings or Settings.from_env()
-    configure_logging(settings.log_level, settings.log_format)
+    # DEBUG only turns on debug logs: Flask's debugger is never exposed on a gateway.
+    configure_logging("DEBUG" if settings.debug else settings.log_level, settings.log_format)
     app = Flask("bridge")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes  # chunked uploads without a length too
 

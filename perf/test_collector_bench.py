@@ -28,6 +28,8 @@ from bridge.metrics.records import Record
 WINDOW = 2000
 #: Offering time per case; PERF_BENCH_SECONDS shortens it for smoke runs.
 SECONDS = float(os.environ.get("PERF_BENCH_SECONDS", "1.0"))
+#: The rate check needs a real offering time; the CI smoke run (a few ms per case) skips it.
+ASSERT_RATE = os.environ.get("PERF_BENCH_ASSERT_RATE", "1") != "0"
 
 
 def _records(n: int) -> list[Record]:
@@ -95,7 +97,8 @@ def test_collector_ingest(benchmark, tmp_path, rate):
     assert objects_after - objects_before < 100, info
     assert rss_after - rss_before < 1024 * 1024, info
     # the rate a 1 ms-paced producer reached: within 10 % of what was offered
-    assert info["ingested_per_s"] >= 0.9 * rate, info
+    if ASSERT_RATE:
+        assert info["ingested_per_s"] >= 0.9 * rate, info
     collector.close()
 
 

@@ -57,6 +57,15 @@ def tags_response(models_resp: dict, modelmap: ModelMap, *, modified_at: str) ->
     return {"models": models}
 
 
+def ollama_tag(name: str) -> str:
+    """The name as Ollama lists it: with a tag (``m`` -> ``m:latest``; ``m:7b`` unchanged).
+
+    Clients match on the tagged form (LangChain's ``validate_model_on_init`` accepts ``m`` and
+    ``m:latest`` only when the listing says ``m:latest``); requests for either spelling resolve.
+    """
+    return name if ":" in name else f"{name}:latest"
+
+
 def backend_ids(models_resp: dict) -> list[str]:
     """The model ids a /v1/models body lists, in order, without duplicates."""
     return list(_entries_by_id(models_resp))
@@ -166,10 +175,11 @@ def _entries_by_id(models_resp: object) -> dict[str, dict]:
 
 
 def _tag_entry(name: str, backend_id: str, entry: dict, modified_at: str) -> dict:
-    """One /api/tags model entry."""
+    """One /api/tags model entry (the digest is the same whichever spelling a client uses)."""
+    tagged = ollama_tag(name)
     return {
-        "name": name,
-        "model": name,
+        "name": tagged,
+        "model": tagged,
         "modified_at": _modified_at(entry, modified_at),
         "size": 0,
         "digest": digest(name),

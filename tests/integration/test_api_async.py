@@ -133,7 +133,7 @@ def test_42_embed_list_show_and_load(bridge, backend):
 
     embedded, listed, shown, loaded, ps = run(bridge, body)
     assert len(embedded.embeddings) == 2
-    assert "alias-1" in [m.model for m in listed.models]
+    assert "alias-1:latest" in [m.model for m in listed.models]
     assert "completion" in shown.capabilities
     assert loaded.done_reason == "load"
     assert isinstance(ps.models, list)

@@ -117,7 +117,7 @@ def test_44_catalogue(js_dir, bridge, backend):
     result = run_js(js_dir, "catalogue", bridge)
     assert result["ok"], result
     assert tuple(int(p) for p in result["version"].split(".")) >= (0, 6, 4)
-    assert {"m1", "alias-1"} <= {m["name"] for m in result["models"]}
+    assert {"m1:latest", "alias-1:latest"} <= {m["name"] for m in result["models"]}
     assert all(m["name"] == m["model"] and len(m["digest"]) == 64 for m in result["models"])
     assert "completion" in result["show"]["capabilities"] and "model_info" in result["show"]
     assert isinstance(result["ps"]["models"], list)

@@ -74,7 +74,7 @@ def test_03_list_models(bridge, backend, c):
     listed = c.list()
     names = [m.model for m in listed.models]
     # The backend's three ids plus the configured alias (MODEL_MAPPING {"alias-1": "m1"}).
-    assert {"m1", "m2", "e1", "alias-1"} == set(names)
+    assert {"m1:latest", "m2:latest", "e1:latest", "alias-1:latest"} == set(names)
     for entry in listed.models:
         assert entry.model
         assert isinstance(entry.modified_at, datetime) and entry.modified_at.tzinfo is not None
@@ -186,6 +186,8 @@ def test_09_chat_stream(bridge, backend, c):
     assert "".join(c.message.content or "" for c in chunks) == TEXT
     assert all(c.message.role == "assistant" for c in chunks)
     assert all(RFC3339_Z.match(c.created_at) for c in chunks)
+    # No empty chunk for the backend's role-only first delta; one chunk per token.
+    assert [c.message.content for c in chunks[:-1]] == ["Hello", " from", " fake", " backend."]
     sent = chat_sent(backend)[-1]
     assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
 
@@ -208,6 +210,25 @@ def test_10_chat_without_stream_field_streams(bridge, backend):
     objs = [json.loads(line) for line in resp.text.splitlines()]
     assert len(objs) > 1 and objs[-1]["done"] is True
     assert chat_sent(backend)[-1]["stream"] is True
+
+
+def test_10_curl_style_form_content_type_is_read_as_json(bridge, backend):
+    # curl -d sends application/x-www-form-urlencoded; Ollama reads the body as JSON anyway.
+    resp = requests.post(bridge.url + "/api/generate", data=json.dumps({"model": "m1", "prompt": "x"}),
+                         headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=10)
+    objs = [json.loads(line) for line in resp.text.splitlines()]
+    assert resp.status_code == 200 and "".join(o["response"] for o in objs) == TEXT
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_09_multibyte_text_split_across_reads(bridge, backend, c, stream):
+    # Peer bug: SSE parsed per TCP read, so a UTF-8 character split between reads killed the stream.
+    from tests.fakes.backend import SPLIT_UTF8_TEXT
+    backend.script(fault="split_utf8")
+    result = c.chat("m1", messages=USER, stream=stream)
+    chunks = list(result) if stream else [result]
+    assert "".join(ch.message.content for ch in chunks) == SPLIT_UTF8_TEXT
+    assert chunks[-1].done is True
 
 
 def test_11_unknown_model_stream_is_http_404(bridge, backend, c):

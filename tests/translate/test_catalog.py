@@ -40,7 +40,7 @@ def test_tags_parse_with_ollama_client_model():
     # Case 3: two models, every field of the right type.
     body = tags_response(models("m1", "m2"), ModelMap(), modified_at=NOW)
     parsed = ListResponse.model_validate(body)
-    assert [m.model for m in parsed.models] == ["m1", "m2"]
+    assert [m.model for m in parsed.models] == ["m1:latest", "m2:latest"]
     for raw, model in zip(body["models"], parsed.models):
         assert raw["name"] == raw["model"]
         assert HEX64.match(raw["digest"])
@@ -53,8 +53,8 @@ def test_tags_entry_exact_shape():
     body = tags_response(models("meta-llama/Llama-3.1-8B-Instruct"), ModelMap(), modified_at=NOW)
     (entry,) = body["models"]
     assert entry == {
-        "name": "meta-llama/Llama-3.1-8B-Instruct",
-        "model": "meta-llama/Llama-3.1-8B-Instruct",
+        "name": "meta-llama/Llama-3.1-8B-Instruct:latest",
+        "model": "meta-llama/Llama-3.1-8B-Instruct:latest",
         "modified_at": "2023-11-14T22:13:20Z",
         "size": 0,
         "digest": hashlib.sha256(b"meta-llama/Llama-3.1-8B-Instruct").hexdigest(),
@@ -102,7 +102,7 @@ def test_tags_lists_aliases_with_their_own_digest():
     mm = ModelMap({"coder": "Qwen/Qwen2.5-Coder-7B", "ghost": "absent"})
     body = tags_response(models("Qwen/Qwen2.5-Coder-7B"), mm, modified_at=NOW)
     names = [m["name"] for m in body["models"]]
-    assert names == ["coder", "Qwen/Qwen2.5-Coder-7B"]
+    assert names == ["coder:latest", "Qwen/Qwen2.5-Coder-7B:latest"]
     assert body["models"][0]["digest"] == digest("coder")
     assert body["models"][0]["digest"] != body["models"][1]["digest"]
     assert body["models"][0]["details"]["family"] == "qwen"
@@ -112,7 +112,13 @@ def test_tags_lists_aliases_with_their_own_digest():
 def test_tags_skip_malformed_entries():
     resp = {"data": [{"id": "ok"}, {"id": 3}, {"name": "no-id"}, "junk", {"id": ""}, {"id": "ok"}]}
     body = tags_response(resp, ModelMap(), modified_at=NOW)
-    assert [m["name"] for m in body["models"]] == ["ok"]
+    assert [m["name"] for m in body["models"]] == ["ok:latest"]
+
+
+def test_tags_keep_an_existing_tag_and_add_latest_otherwise():
+    body = tags_response(models("m1", "qwen:7b", "openai/gpt-4o:free"), ModelMap(), modified_at=NOW)
+    assert [m["name"] for m in body["models"]] == ["m1:latest", "qwen:7b", "openai/gpt-4o:free"]
+    assert body["models"][0]["digest"] == digest("m1")
 
 
 def test_tags_empty_list():
