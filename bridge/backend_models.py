@@ -33,29 +33,34 @@ class BackendModels:
         self._body: dict | None = None
         self._fetched_at = float("-inf")
 
-    def fetch(self, request_id: str | None = None) -> dict:
-        """Fresh ``/v1/models`` body (raises UpstreamError); refreshes the cache."""
-        body = self._upstream.json("GET", "/models", deadline=Deadline.after(_LIST_TIMEOUT_S),
-                                   request_id=request_id)
+    def fetch(self, request_id: str | None = None, deadline: Deadline | None = None) -> dict:
+        """Fresh ``/v1/models`` body (raises UpstreamError); refreshes the cache.
+
+        Bounded by the request's own deadline when it is sooner than the listing timeout.
+        """
+        bound = Deadline.after(_LIST_TIMEOUT_S)
+        if deadline is not None and deadline.at_s < bound.at_s:
+            bound = deadline
+        body = self._upstream.json("GET", "/models", deadline=bound, request_id=request_id)
         ids = backend_ids(body)
         self._body, self._fetched_at = body, self._clock()
         self._on_ids(ids)
         return body
 
-    def cached(self, request_id: str | None = None) -> dict | None:
+    def cached(self, request_id: str | None = None, deadline: Deadline | None = None) -> dict | None:
         """The cached body, refreshed when older than the TTL; None when the backend can't list."""
         if self._body is not None and self._clock() - self._fetched_at < self._ttl_s:
             return self._body
         try:
-            return self.fetch(request_id)
+            return self.fetch(request_id, deadline)
         except UpstreamError as exc:
             log.warning("could not list backend models", extra={"outcome": exc.outcome})
             # Don't hammer a failing backend: keep serving the stale list (or None) for one TTL.
             self._fetched_at = self._clock()
             return self._body
 
-    def ids(self, request_id: str | None = None) -> list[str] | None:
-        body = self.cached(request_id)
+    def ids(self, request_id: str | None = None, deadline: Deadline | None = None) -> list[str] | None:
+        body = self.cached(request_id, deadline)
         return None if body is None else backend_ids(body)
 
     def entry(self, backend_id: str, request_id: str | None = None) -> dict | None:

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from typing import Protocol
 
 import requests
-from gevent import Timeout
 
 from .errors import BridgeError, UpstreamError, UpstreamProtocolError
 from .ndjson import ndjson_line
@@ -84,7 +83,6 @@ def ndjson_stream(upstream: UpstreamClient, resp: requests.Response, translator:
                     obs.first_token()
                 yield ndjson_line(chunk)
             if finished:
-                _drain(resp)
                 break
         else:
             for chunk in _translate_events(decoder.close(), translator):
@@ -110,26 +108,6 @@ def ndjson_stream(upstream: UpstreamClient, resp: requests.Response, translator:
         yield ndjson_line({"error": message})
     finally:
         resp.close()
-
-
-#: Longest wait for the end of the body after ``[DONE]`` (a backend that keeps it open).
-_DRAIN_S = 0.05
-
-
-def _drain(resp: requests.Response) -> None:
-    """Read the few bytes after ``[DONE]`` so the upstream connection goes back to the pool.
-
-    ``requests`` closes, rather than pools, a streamed connection whose body was not read to the
-    end, so without this every stream opened a new backend connection (connect + getaddrinfo:
-    about a quarter of a worker's CPU on short streams, see perf/RESULTS.md). Bounded: a backend
-    that keeps the body open after ``[DONE]`` costs at most ``_DRAIN_S``, then it is closed as before.
-    """
-    try:
-        with Timeout(_DRAIN_S, False):
-            while resp.raw.read1(64 * 1024):
-                pass
-    except Exception:  # noqa: BLE001 - the answer is complete; a broken tail only loses the reuse
-        pass
 
 
 def _translate_events(events, translator: StreamTranslator) -> Iterator[dict | None]:

@@ -16,7 +16,7 @@ from ..modelmap import ModelMap
 from ..translate.backend_errors import model_not_found_in_body
 from ..upstream import Deadline, UpstreamClient
 
-__all__ = ["Services", "read_json_object", "now_rfc3339", "request_id", "resolve_model",
+__all__ = ["Services", "read_json_object", "now_rfc3339", "request_id", "require_listing", "resolve_model",
            "require_model_name", "translate_not_found"]
 
 
@@ -31,7 +31,11 @@ class Services:
     started_at: str
 
     def deadline(self) -> Deadline:
-        return Deadline.after(self.settings.request_timeout_s)
+        """This request's deadline: one REQUEST_TIMEOUT budget shared by all its backend calls."""
+        deadline = g.get("bridge_deadline")
+        if deadline is None:
+            deadline = g.bridge_deadline = Deadline.after(self.settings.request_timeout_s)
+        return deadline
 
 
 def read_json_object() -> dict:
@@ -71,10 +75,16 @@ def require_model_name(body: dict, services: Services, *, keys: tuple[str, ...] 
 def resolve_model(requested: str, services: Services) -> str:
     """The backend id for a requested name; 404 when the backend lists models and lacks it."""
     backend = services.modelmap.to_backend(requested)
-    ids = services.models.ids(request_id())
+    ids = services.models.ids(request_id(), services.deadline())
     if ids is not None and not services.modelmap.is_known(requested, ids):
         raise ModelNotFound(requested)
     return backend
+
+
+def require_listing(services: Services) -> None:
+    """Raise the backend's error when it cannot list its models (cached listing first)."""
+    if services.models.ids(request_id(), services.deadline()) is None:
+        services.models.fetch(request_id(), services.deadline())
 
 
 def translate_not_found(exc: UpstreamHTTPError, requested: str) -> Exception:

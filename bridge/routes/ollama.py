@@ -19,6 +19,7 @@ from .common import (
     now_rfc3339,
     read_json_object,
     request_id,
+    require_listing,
     require_model_name,
     resolve_model,
     translate_not_found,
@@ -48,17 +49,16 @@ def ollama_blueprint(services: Services) -> Blueprint:
 
     @bp.get("/api/tags")
     def tags():
-        body = services.models.fetch(request_id())
+        body = services.models.fetch(request_id(), services.deadline())
         return jsonify(catalog.tags_response(body, services.modelmap, modified_at=services.started_at))
 
     @bp.post("/api/show")
     def show():
         body = read_json_object()
         requested = require_model_name(body, services, keys=("model", "name"))
-        if services.models.ids(request_id()) is None:
-            # The backend can't list its models: say so (5xx) instead of describing a model that may
-            # not exist (the reference answers 200 with invented data for any name).
-            services.models.fetch(request_id())
+        # A backend that can't list its models gets its error passed on (5xx) instead of a
+        # description of a model that may not exist (the reference invents one for any name).
+        require_listing(services)
         backend = resolve_model(requested, services)
         entry = services.models.entry(backend, request_id())
         return jsonify(catalog.show_response(requested, backend, entry, modified_at=services.started_at))
@@ -79,9 +79,8 @@ def ollama_blueprint(services: Services) -> Blueprint:
     def pull():
         body = read_json_object()
         requested = require_model_name(body, services, keys=("model", "name"))
+        require_listing(services)  # never report a pull as done for a model we can't see
         backend = resolve_model(requested, services)
-        if services.models.ids(request_id()) is None:
-            services.models.fetch(request_id())  # backend can't list: say so instead of faking success
         stream = _stream_flag(body)
         result = catalog.pull_response(stream, backend)
         if stream:

@@ -22,12 +22,13 @@ def openai_blueprint(services: Services) -> Blueprint:
 
     @bp.get("/v1/models")
     def models():
-        body = services.models.fetch(request_id())
+        body = services.models.fetch(request_id(), services.deadline())
         return jsonify(catalog.openai_models_response(body, services.modelmap))
 
     @bp.get("/v1/models/<path:model_id>")
     def model(model_id: str):
-        listing = catalog.openai_models_response(services.models.fetch(request_id()), services.modelmap)
+        body = services.models.fetch(request_id(), services.deadline())
+        listing = catalog.openai_models_response(body, services.modelmap)
         for item in listing.get("data", []):
             if item.get("id") == model_id:
                 return jsonify(item)

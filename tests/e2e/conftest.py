@@ -119,6 +119,17 @@ class LlamaRouter:
         resp.raise_for_status()
         return resp.json()
 
+    def counters(self, model: str = CHAT_MODEL) -> dict[str, float]:
+        """llama-server's own Prometheus counters for one model (``llamacpp:`` prefix dropped)."""
+        resp = requests.get(self.url + "/metrics", params={"model": model}, timeout=5)
+        resp.raise_for_status()
+        out = {}
+        for line in resp.text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                out[name.removeprefix("llamacpp:")] = float(value)
+        return out
+
     def stop(self, timeout_s: float = 20.0) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

@@ -180,18 +180,34 @@ def test_stop_sequence_is_honoured(e2e_bridge):
 
 
 def test_format_json_gives_parseable_json(e2e_bridge):
-    """format 'json' -> response_format json_object -> llama.cpp grammar-constrained sampling."""
+    """format -> response_format -> llama.cpp grammar-constrained sampling.
+
+    A JSON schema with bounded fields always closes within the cap, so its output must parse.
+    Plain ``"json"`` (any object) lets a base model ramble inside a string until the cap, so: every
+    answer that ended by itself must parse, and at least one of a few prompts must end by itself.
+    """
     c = client(e2e_bridge)
-    reply = c.chat(CHAT_MODEL, messages=[{"role": "user", "content": "Describe a cat as JSON."}],
-                   format="json", options={**GREEDY, "num_predict": 256})
-    assert reply.done_reason == "stop", "the grammar should close the object before the token cap"
-    assert isinstance(json.loads(reply.message.content), dict)
     schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 12},
-                                               "age": {"type": "integer"}},
+                                               "age": {"type": "integer", "minimum": 0, "maximum": 99}},
               "required": ["name", "age"], "additionalProperties": False}
-    chunks = list(c.generate(CHAT_MODEL, "A cat:", format=schema, stream=True, options={**GREEDY, "num_predict": 128}))
-    parsed = json.loads("".join(ch.response for ch in chunks))
-    assert set(parsed) == {"name", "age"} and isinstance(parsed["age"], int)
+    reply = c.chat(CHAT_MODEL, messages=[{"role": "user", "content": "A cat:"}], format=schema,
+                   options={**GREEDY, "num_predict": 128})
+    assert reply.done_reason == "stop"
+    parsed = json.loads(reply.message.content)
+    assert set(parsed) == {"name", "age"} and isinstance(parsed["age"], int) and len(parsed["name"]) <= 12
+    chunks = list(c.generate(CHAT_MODEL, "A dog:", format=schema, stream=True, options={**GREEDY, "num_predict": 128}))
+    assert chunks[-1].done_reason == "stop"
+    assert set(json.loads("".join(ch.response for ch in chunks))) == {"name", "age"}
+
+    finished = 0
+    for prompt in ("Return JSON with keys a and b.", "{}", "Describe a cat as JSON."):
+        reply = c.chat(CHAT_MODEL, messages=[{"role": "user", "content": prompt}], format="json",
+                       options={**GREEDY, "num_predict": 128})
+        assert reply.message.content.lstrip().startswith("{")
+        if reply.done_reason == "stop":
+            finished += 1
+            assert isinstance(json.loads(reply.message.content), dict)
+    assert finished >= 1
 
 
 def test_tool_definitions_are_accepted(e2e_bridge):
@@ -276,32 +292,51 @@ def test_v1_passthrough_with_the_openai_sdk(e2e_bridge, llama):
 # -- usage and durations vs llama-server's own timings -------------------------------------------
 
 
+def _server_delta(llama, before: dict, n: int) -> dict:
+    """llama-server's counters since ``before``, once they account for n more generated tokens."""
+    deadline = time.monotonic() + 2
+    while True:
+        after = llama.counters()
+        delta = {k: after[k] - before.get(k, 0.0) for k in after}
+        if delta["tokens_predicted_total"] >= n or time.monotonic() > deadline:
+            return delta
+        time.sleep(0.05)
+
+
 def test_counts_and_durations_match_the_servers_timings(e2e_bridge, llama):
+    """Counts equal llama-server's usage for the same request; the bridge's durations bracket the
+    server's own time for the very request the bridge sent (from llama-server's counters, -np 1)."""
     n = 48
     c = client(e2e_bridge)
-    # non-stream: counts equal llama-server's usage; the bridge's total covers the server's work
-    direct, direct_wall = direct_chat(llama, max_tokens=n)
+    direct, _ = direct_chat(llama, max_tokens=n)
+    before = llama.counters()
+    started = time.monotonic()
     reply = c.chat(CHAT_MODEL, messages=MSGS, options={**GREEDY, "num_predict": n})
-    usage, timings = direct["usage"], direct["timings"]
-    assert reply.prompt_eval_count == usage["prompt_tokens"]
-    assert reply.eval_count == usage["completion_tokens"] == timings["predicted_n"] == n
-    server_ns = (timings["prompt_ms"] + timings["predicted_ms"]) * 1e6
-    assert reply.total_duration > 0.8 * server_ns, (reply.total_duration, server_ns)
-    assert reply.total_duration < 2.0 * direct_wall * 1e9 + 0.5e9, (reply.total_duration, direct_wall)
+    wall_ns = (time.monotonic() - started) * 1e9
+    server = _server_delta(llama, before, n)
+    assert reply.prompt_eval_count == direct["usage"]["prompt_tokens"]
+    assert reply.eval_count == direct["usage"]["completion_tokens"] == direct["timings"]["predicted_n"] == n
+    assert server["tokens_predicted_total"] == n
+    server_ns = (server["prompt_seconds_total"] + server["tokens_predicted_seconds_total"]) * 1e9
+    assert 0.95 * server_ns <= reply.total_duration <= wall_ns, (server, reply.total_duration, wall_ns)
+    assert reply.eval_duration >= 0.95 * server["tokens_predicted_seconds_total"] * 1e9
 
-    # stream: the decode time the bridge measures (first to last token) matches the server's
     direct_s, _ = direct_chat(llama, max_tokens=n, stream=True)
+    before = llama.counters()
+    started = time.monotonic()
     chunks = list(c.chat(CHAT_MODEL, messages=MSGS, stream=True, options={**GREEDY, "num_predict": n}))
+    wall_ns = (time.monotonic() - started) * 1e9
+    server = _server_delta(llama, before, n)
     last = chunks[-1]
-    assert last.eval_count == direct_s["usage"]["completion_tokens"] == n
+    assert last.eval_count == direct_s["usage"]["completion_tokens"] == server["tokens_predicted_total"] == n
     assert last.prompt_eval_count == direct_s["usage"]["prompt_tokens"]
-    server = direct_s["timings"]
-    ratio = last.eval_duration / (server["predicted_ms"] * 1e6)
-    assert 0.6 < ratio < 1.6, (last.eval_duration, server)
-    bridge_rate = (n - 1) / (last.eval_duration / 1e9)
-    assert 0.5 < bridge_rate / server["predicted_per_second"] < 2.0, (bridge_rate, server)
-    # time to first token as the bridge reports it is prompt processing plus one token, not seconds
-    assert 0 < last.prompt_eval_duration < 2e9
+    assert last.total_duration <= wall_ns
+    # decode time as the bridge saw it (first to last token line) vs as the server measured it
+    ratio = last.eval_duration / (server["tokens_predicted_seconds_total"] * 1e9)
+    assert 0.6 < ratio < 1.4, (last.eval_duration, server)
+    # sent -> first token covers the server's prompt processing
+    assert last.prompt_eval_duration >= 0.95 * server["prompt_seconds_total"] * 1e9, (last, server)
+    assert last.total_duration >= last.load_duration + last.prompt_eval_duration + last.eval_duration
 
 
 # -- metrics -------------------------------------------------------------------------------------
@@ -379,26 +414,32 @@ def test_client_disconnect_stops_llama_server_generation(e2e_bridge, llama):
         time.sleep(0.1)
 
 
-def test_bridge_adds_little_latency(e2e_bridge, llama):
-    """A coarse guard (full figures: scripts/e2e-figures): TTFT through the bridge vs direct."""
+def test_bridge_streams_without_adding_much_latency(e2e_bridge, llama):
+    """A coarse guard (full figures: scripts/e2e-figures). Tokens reach the client as they are
+    made (first line long before the last) and the bridge adds little to time to first token.
+    The machine is shared with the model, so compare best cases (min), not single runs."""
     session = requests.Session()
 
-    def ttft(url: str, path: str, body: dict) -> float:
+    def timed(url: str, path: str, body: dict) -> tuple[float, float]:
         started = time.monotonic()
+        first = None
         with session.post(url + path, json=body, stream=True, timeout=60) as resp:
             for line in stream_lines(resp):
-                if content_of(line):
-                    return time.monotonic() - started
-        raise AssertionError("no token")
+                if first is None and content_of(line):
+                    first = time.monotonic() - started
+        return first, time.monotonic() - started
 
     opts = {"temperature": 0, "seed": 42}
     bridge_t, direct_t = [], []
     for _ in range(5):
-        direct_t.append(ttft(llama.url, "/v1/chat/completions", {
-            "model": CHAT_MODEL, "messages": MSGS, "max_tokens": 4, "stream": True, **opts}))
-        bridge_t.append(ttft(e2e_bridge.url, "/api/chat", {
-            "model": CHAT_MODEL, "messages": MSGS, "stream": True, "options": {**opts, "num_predict": 4}}))
-    added = statistics.median(bridge_t) - statistics.median(direct_t)
-    print(f"\nTTFT median direct {statistics.median(direct_t) * 1000:.1f} ms, "
-          f"bridge {statistics.median(bridge_t) * 1000:.1f} ms, added {added * 1000:.1f} ms")
-    assert added < 0.1, (bridge_t, direct_t)
+        direct_t.append(timed(llama.url, "/v1/chat/completions", {
+            "model": CHAT_MODEL, "messages": MSGS, "max_tokens": 32, "stream": True, **opts}))
+        bridge_t.append(timed(e2e_bridge.url, "/api/chat", {
+            "model": CHAT_MODEL, "messages": MSGS, "stream": True, "options": {**opts, "num_predict": 32}}))
+    for first, total in bridge_t:
+        assert first < 0.5 * total, bridge_t  # not buffered: 31 more tokens come after the first
+    best_bridge = min(f for f, _ in bridge_t)
+    best_direct = min(f for f, _ in direct_t)
+    print(f"\nTTFT best direct {best_direct * 1000:.1f} ms, bridge {best_bridge * 1000:.1f} ms; medians "
+          f"{statistics.median(f for f, _ in direct_t) * 1000:.1f} / {statistics.median(f for f, _ in bridge_t) * 1000:.1f} ms")
+    assert best_bridge - best_direct < 0.15, (bridge_t, direct_t)

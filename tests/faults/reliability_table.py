@@ -6,8 +6,9 @@ Use the ``reliability`` fixture (import it into a test module)::
         reliability.row("stall mid-stream", outcome="200 + error line", sent=[...], delivered=[...])
 
 Pass/fail is taken from the test's own result (the call phase), so a row never claims a pass the
-assertions did not make. The file is rewritten after every recorded test, so it is complete at the
-end of the session whatever order or subset ran.
+assertions did not make. The file is rewritten after every recorded test. Rows of tests that did not run
+in this session are kept from the existing file, so running a subset updates its rows without
+dropping the others.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class _Table:
     rows: dict[str, Row] = field(default_factory=dict)
 
     def write(self) -> None:
+        kept = [line for (test, kind), line in _existing_rows().items()
+                if not any(r.test == test and r.kind == kind for r in self.rows.values())]
         lines = [
             "# Reliability table",
             "",
@@ -50,17 +53,34 @@ class _Table:
             "| fault kind | observed outcome | tokens delivered / sent | lost | duplicated | result | test |",
             "|---|---|---|---|---|---|---|",
         ]
-        for row in sorted(self.rows.values(), key=lambda r: r.test):
-            tokens = "-" if row.sent is None else f"{row.delivered} / {row.sent}"
-            lines.append(f"| {row.kind} | {_cell(row.outcome)} | {tokens} | {_num(row.lost)} | "
-                         f"{_num(row.duplicated)} | {row.result} | `{row.test}` |")
-        passed = sum(r.result == "pass" for r in self.rows.values())
-        lines += ["", f"{passed} of {len(self.rows)} rows pass.", ""]
+        rows = kept + [_line(row) for row in self.rows.values()]
+        rows.sort(key=lambda line: line.rsplit("`", 2)[-2])
+        passed = sum("| pass |" in line for line in rows)
+        lines += rows + ["", f"{passed} of {len(rows)} rows pass.", ""]
         DOC.parent.mkdir(exist_ok=True)
         DOC.write_text("\n".join(lines))
 
 
 _TABLE = _Table()
+
+
+def _line(row: Row) -> str:
+    tokens = "-" if row.sent is None else f"{row.delivered} / {row.sent}"
+    return (f"| {row.kind} | {_cell(row.outcome)} | {tokens} | {_num(row.lost)} | "
+            f"{_num(row.duplicated)} | {row.result} | `{row.test}` |")
+
+
+def _existing_rows() -> dict[tuple[str, str], str]:
+    """(test, kind) -> table line, from the file as it stands."""
+    if not DOC.exists():
+        return {}
+    rows = {}
+    for line in DOC.read_text().splitlines():
+        if line.startswith("| ") and line.endswith("` |") and not line.startswith("| fault kind"):
+            kind = line[2:].split(" | ", 1)[0]
+            test = line.rsplit("`", 2)[-2]
+            rows[(test, kind)] = line
+    return rows
 
 
 def _cell(text: str) -> str:
