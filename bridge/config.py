@@ -53,6 +53,12 @@ class Settings:
     ollama_version: str = "0.12.6"
     cors_origins: tuple[str, ...] = ()
     pool_maxsize: int = 1000
+    web_concurrency: int = field(default_factory=lambda: os.cpu_count() or 2)
+    worker_connections: int = 1000
+    graceful_timeout_s: int = 25
+    keepalive_s: int = 95
+    forwarded_allow_ips: str = "127.0.0.1,::1"
+    access_log: str | None = "-"
     models_cache_s: float = 30.0
     demo_token_delay_s: float = 0.02
 
@@ -88,6 +94,12 @@ class Settings:
             ollama_version=_version(env.str("OLLAMA_VERSION") or "0.12.6"),
             cors_origins=env.list("CORS_ORIGINS"),
             pool_maxsize=env.int("UPSTREAM_POOL_SIZE", 1000, lo=1, hi=100_000),
+            web_concurrency=env.int("WEB_CONCURRENCY", os.cpu_count() or 2, lo=1, hi=256),
+            worker_connections=env.int("WORKER_CONNECTIONS", 1000, lo=1, hi=100_000),
+            graceful_timeout_s=env.int("GRACEFUL_TIMEOUT", 25, lo=0, hi=3600),
+            keepalive_s=env.int("KEEPALIVE", 95, lo=0, hi=3600),
+            forwarded_allow_ips=env.str("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1",
+            access_log=_access_log(environ if environ is not None else os.environ),
             models_cache_s=env.float("MODELS_CACHE_TTL", 30.0, lo=0.0),
             demo_token_delay_s=env.float("DEMO_TOKEN_DELAY", 0.02, lo=0.0),
         )
@@ -106,8 +118,16 @@ class Settings:
             "models_mapped": len(self.model_mapping),
             "default_model": self.default_model,
             "metrics_window": self.metrics_window,
+            "workers": self.web_concurrency,
+            "worker_connections": self.worker_connections,
             "multiprocess_metrics": bool(self.metrics_dir),
         }
+
+
+def _access_log(environ: Mapping[str, str]) -> str | None:
+    """ACCESS_LOG: a path, "-" for stdout (the default), or empty to switch it off."""
+    value = environ.get("ACCESS_LOG", "-").strip()
+    return value or None
 
 
 def _normalise_base_url(url: str) -> str:

@@ -59,6 +59,10 @@ def test_mapping_file_and_inline_merge(tmp_path):
         ({"THINK_CONTROL": "sometimes"}, "THINK_CONTROL"),
         ({"MAX_REQUEST_BYTES": "12"}, "MAX_REQUEST_BYTES"),
         ({"METRICS_WINDOW": "0"}, "METRICS_WINDOW"),
+        ({"WEB_CONCURRENCY": "abc"}, "WEB_CONCURRENCY"),
+        ({"WORKER_CONNECTIONS": "0"}, "WORKER_CONNECTIONS"),
+        ({"GRACEFUL_TIMEOUT": "soon"}, "GRACEFUL_TIMEOUT"),
+        ({"KEEPALIVE": "-5"}, "KEEPALIVE"),
     ],
 )
 def test_bad_values_name_the_variable(env, name):
