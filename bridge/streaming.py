@@ -21,7 +21,7 @@ import requests
 from .errors import BridgeError, UpstreamError, UpstreamProtocolError
 from .ndjson import ndjson_line
 from .sse import SSEDecoder
-from .translate.chat import Timings
+from .translate.responses import Timings
 from .translate.stream import StreamTranslator
 from .upstream import UpstreamClient
 

@@ -11,7 +11,7 @@ from ..errors import ClientRequestError, NotSupported, UpstreamHTTPError
 from ..metrics.instrument import observation
 from ..ndjson import json_bytes, ndjson_line
 from ..streaming import StreamClock, ndjson_stream
-from ..translate import catalog, chat, embed
+from ..translate import catalog, chat, embed, responses
 from ..translate.stream import StreamTranslator
 from ..upstream import json_object
 from .common import (
@@ -143,9 +143,9 @@ def ollama_blueprint(services: Services) -> Blueprint:
         if not stream:
             data = json_object(resp)
             end_ns = time.monotonic_ns()
-            timings = chat.Timings(total_ns=end_ns - started_ns, load_ns=sent_ns - started_ns,
+            timings = responses.Timings(total_ns=end_ns - started_ns, load_ns=sent_ns - started_ns,
                                    prompt_eval_ns=0, eval_ns=max(1, end_ns - sent_ns))
-            make = chat.chat_response if kind == "chat" else chat.generate_response
+            make = responses.chat_response if kind == "chat" else responses.generate_response
             reply = make(data, model=requested, created_at=now_rfc3339(), timings=timings,
                          keep_thinking=keep_thinking)
             obs.tokens_in = reply.get("prompt_eval_count")

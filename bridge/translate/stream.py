@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 
 from bridge.errors import UpstreamProtocolError
-from bridge.translate.chat import (
+from bridge.translate.responses import (
     Timings,
     done_reason,
     logprobs_from_choice,

@@ -190,12 +190,14 @@ def test_format_json_gives_parseable_json(e2e_bridge):
     schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 12},
                                                "age": {"type": "integer", "minimum": 0, "maximum": 99}},
               "required": ["name", "age"], "additionalProperties": False}
-    reply = c.chat(CHAT_MODEL, messages=[{"role": "user", "content": "A cat:"}], format=schema,
-                   options={**GREEDY, "num_predict": 128})
+    # The grammar bounds every field and every run of whitespace, so a generous cap is never hit.
+    reply = c.chat(CHAT_MODEL, messages=[{"role": "user", "content": "A dog:"}], format=schema,
+                   options={**GREEDY, "num_predict": 400})
     assert reply.done_reason == "stop"
     parsed = json.loads(reply.message.content)
     assert set(parsed) == {"name", "age"} and isinstance(parsed["age"], int) and len(parsed["name"]) <= 12
-    chunks = list(c.generate(CHAT_MODEL, "A dog:", format=schema, stream=True, options={**GREEDY, "num_predict": 128}))
+    chunks = list(c.generate(CHAT_MODEL, "Return JSON with keys a and b.", format=schema, stream=True,
+                             options={**GREEDY, "num_predict": 400}))
     assert chunks[-1].done_reason == "stop"
     assert set(json.loads("".join(ch.response for ch in chunks))) == {"name", "age"}
 

@@ -14,7 +14,6 @@ import requests
 
 from tests.fakes.backend import DEFAULT_TEXT, DEFAULT_TOKENS, NGINX_502_HTML, SPLIT_UTF8_TEXT, SPLIT_UTF8_TOKENS
 from tests.faults import TIMEOUT, chat_body, start_bridge, stream_chat
-from tests.faults.reliability_table import reliability  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
 

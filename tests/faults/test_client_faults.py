@@ -16,7 +16,6 @@ import requests
 
 from tests.fakes.backend import DEFAULT_TEXT
 from tests.faults import TIMEOUT, body_of, raw_request, start_bridge, status_of
-from tests.faults.reliability_table import reliability  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
 LIMIT = 4096

@@ -10,7 +10,6 @@ import requests
 
 from tests.fakes.backend import DEFAULT_TOKENS
 from tests.faults import TIMEOUT, chat_body, start_bridge, stream_chat
-from tests.faults.reliability_table import reliability  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
 CHAT = "/v1/chat/completions"

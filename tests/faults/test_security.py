@@ -12,7 +12,6 @@ import requests
 
 from bridge import app as app_module
 from tests.faults import SECRET, TIMEOUT, chat_body, start_bridge
-from tests.faults.reliability_table import reliability  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
 KEYS = ("key-one-123", "key-two-456")

@@ -13,7 +13,6 @@ import pytest
 import requests
 
 from tests.faults import TIMEOUT, chat_body, start_bridge
-from tests.faults.reliability_table import reliability  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
 

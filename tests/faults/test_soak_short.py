@@ -8,7 +8,6 @@ import sys
 import pytest
 
 from tests.bridgeproc import REPO
-from tests.faults.reliability_table import reliability  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
 

@@ -10,15 +10,13 @@ import pytest
 from bridge.errors import ClientRequestError, UpstreamProtocolError
 from bridge.translate.chat import (
     THINK_CONTROLS,
-    Timings,
     chat_request,
-    chat_response,
     generate_request,
-    generate_response,
     keeps_thinking,
     load_response,
     short_circuit,
 )
+from bridge.translate.responses import Timings, chat_response, generate_response
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAAB"
 JPEG = "/9j/4AAQSkZJRgABAQ"

@@ -8,7 +8,8 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.translate.chat import THINK_CONTROLS, Timings, chat_request, generate_request, short_circuit
+from bridge.translate.chat import THINK_CONTROLS, chat_request, generate_request, short_circuit
+from bridge.translate.responses import Timings
 from bridge.translate.stream import StreamTranslator
 
 text = st.text(max_size=20)

@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from bridge.errors import UpstreamProtocolError
-from bridge.translate.chat import Timings
+from bridge.translate.responses import Timings
 from bridge.translate.stream import StreamTranslator
 
 TIMINGS = Timings(total_ns=9_000, load_ns=0, prompt_eval_ns=1_000, eval_ns=7_000)
