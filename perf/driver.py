@@ -315,7 +315,8 @@ def parse_wrk(out: str, connections: int) -> WrkResult:
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     if m:
         errors += sum(int(x) for x in m.groups())
-    return WrkResult(connections, rps, requests_, pct("50"), pct("90"), pct("99"), errors, dur)
+    return WrkResult(connections, rps, requests_, round(pct("50"), 3), round(pct("90"), 3), round(pct("99"), 3),
+                     errors, dur)
 
 
 def wrk_available() -> bool:

@@ -71,6 +71,7 @@ class PromMetrics:
     def __init__(self, *, version: str, multiproc_dir: str | None) -> None:
         self.multiprocess = prometheus_multiprocess()
         self.multiproc_dir = multiproc_dir
+        self._children: dict[tuple, object] = {}
         if multiproc_dir and not self.multiprocess:
             log.warning(
                 "metrics dir %s given but PROMETHEUS_MULTIPROC_DIR was not set before "
@@ -147,11 +148,20 @@ class PromMetrics:
 
     # -- writing ---------------------------------------------------------------------------
 
+    def _child(self, metric, *labels: str):
+        """The labelled child, cached: ``labels()`` validates and locks on every call (about 4 us),
+        and label values are bounded, so the cache is too."""
+        key = (metric, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def request_started(self, route: str) -> None:
-        self.in_progress.labels(route).inc()
+        self._child(self.in_progress, route).inc()
 
     def request_finished(self, route: str) -> None:
-        self.in_progress.labels(route).dec()
+        self._child(self.in_progress, route).dec()
 
     def stream_started(self) -> None:
         self.active_streams.inc()
@@ -161,27 +171,28 @@ class PromMetrics:
 
     def observe(self, rec: Record) -> None:
         """Every metric update for one finished request (a fixed, small number of updates)."""
+        child = self._child
         route, method = rec.route, rec.method
-        self.requests.labels(route, method, str(rec.status)).inc()
-        self.duration.labels(route, method).observe(rec.duration_s)
-        self.outcomes.labels(route, rec.outcome).inc()
+        child(self.requests, route, method, str(rec.status)).inc()
+        child(self.duration, route, method).observe(rec.duration_s)
+        child(self.outcomes, route, rec.outcome).inc()
         if rec.bytes_out:
-            self.response_bytes.labels(route).inc(rec.bytes_out)
+            child(self.response_bytes, route).inc(rec.bytes_out)
         if rec.queue_s is not None:
             self.queue.observe(rec.queue_s)
         model = rec.model or _NO_MODEL
         if rec.model is not None:
-            self.upstream.labels(model, rec.outcome).inc()
+            child(self.upstream, model, rec.outcome).inc()
         if rec.tokens_in:
-            self.tokens.labels(model, "input").inc(rec.tokens_in)
+            child(self.tokens, model, "input").inc(rec.tokens_in)
         if rec.tokens_out:
-            self.tokens.labels(model, "output").inc(rec.tokens_out)
+            child(self.tokens, model, "output").inc(rec.tokens_out)
         if rec.stream:
-            self.streams.labels(route, rec.outcome).inc()
+            child(self.streams, route, rec.outcome).inc()
             if rec.ttft_s is not None:
-                self.ttft.labels(model).observe(rec.ttft_s)
+                child(self.ttft, model).observe(rec.ttft_s)
             if rec.tpot_s is not None and rec.outcome == "ok":
-                self.tpot.labels(model).observe(rec.tpot_s)
+                child(self.tpot, model).observe(rec.tpot_s)
             if rec.max_gap_s is not None:
                 self.max_gap.observe(rec.max_gap_s)
 

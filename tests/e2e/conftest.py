@@ -179,8 +179,11 @@ def content_of(line: bytes) -> str | None:
 def start_bridge(backend_url: str, tmp_dir: Path, *, workers: int = 2) -> BridgeProcess:
     return BridgeProcess(
         {"OPENAI_API_BASE_URL": backend_url, "OPENAI_API_KEY": "sk-e2e-unused",
-         "REQUEST_TIMEOUT": "120", "STREAM_IDLE_TIMEOUT": "60", "MAX_RETRIES": "0",
-         "MODELS_CACHE_TTL": "5", "LOG_LEVEL": "WARNING"},
+         # MAX_RETRIES left at its default (2), as in production: llama-server closes idle
+         # keep-alive connections after 5 s, and with 0 retries a request that races that close
+         # on a pooled connection fails with 502 "connection failed" (seen here).
+         "REQUEST_TIMEOUT": "120", "STREAM_IDLE_TIMEOUT": "60", "MODELS_CACHE_TTL": "5",
+         "LOG_LEVEL": "WARNING"},
         workers=workers, tmp_dir=Path(tmp_dir), log_name="bridge-e2e").wait_ready()
 
 
