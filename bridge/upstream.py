@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from http.client import RemoteDisconnected
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +24,7 @@ from email.utils import parsedate_to_datetime
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ProtocolError, ReadTimeoutError
+from urllib3.exceptions import NewConnectionError, ProtocolError, ReadTimeoutError
 
 from .config import DEMO_BACKEND_URL, Settings
 from .errors import (
@@ -115,6 +116,7 @@ class UpstreamClient:
             headers["X-Request-ID"] = request_id
         read_timeout_s = self._settings.stream_idle_timeout_s if stream else self._settings.request_timeout_s
         attempt = 0
+        stale_retried = False
         while True:
             remaining_s = deadline.remaining_s()
             if remaining_s <= 0:
@@ -132,6 +134,12 @@ class UpstreamClient:
             except (requests.exceptions.ConnectionError, requests.exceptions.InvalidURL) as exc:
                 if _is_read_timeout(exc):
                     raise UpstreamTimeout("backend timed out") from None
+                if not stale_retried and _is_stale_connection(exc):
+                    # A pooled keep-alive connection the backend closed as we reused it (llama-server
+                    # drops idle ones after 5 s): nothing was answered, so one fresh connection is
+                    # tried at once, whatever MAX_RETRIES says.
+                    stale_retried = True
+                    continue
                 error = UpstreamConnectError("backend unreachable: connection failed")
             except requests.exceptions.Timeout:
                 raise UpstreamTimeout("backend timed out") from None
@@ -230,6 +238,24 @@ def _retry_after_s(value: str | None) -> float | None:
     if not math.isfinite(seconds):
         return None  # "nan"/"inf" would crash the header we pass on
     return min(max(0.0, seconds), _MAX_RETRY_AFTER_S)
+
+
+def _is_stale_connection(exc: BaseException) -> bool:
+    """The request went out on an existing connection that was found closed (no answer at all).
+
+    A refused or unreachable backend fails while *establishing* a connection (urllib3's
+    NewConnectionError): that is a real connect error, handled by the normal retry policy.
+    """
+    seen = 0
+    stale = False
+    while exc is not None and seen < 8:
+        if isinstance(exc, NewConnectionError):
+            return False
+        if isinstance(exc, (RemoteDisconnected, ConnectionResetError, BrokenPipeError)):
+            stale = True
+        exc = exc.__context__ or (exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None)
+        seen += 1
+    return stale
 
 
 def _is_read_timeout(exc: BaseException) -> bool:

@@ -179,3 +179,62 @@ def test_retry_after_http_date_in_the_future():
     from datetime import datetime, timedelta, timezone
     when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
     assert 25 <= _retry_after_s(when) <= 31
+
+
+def _keepalive_server_that_drops_the_second_request() -> tuple[str, list[int], object]:
+    """A raw HTTP/1.1 server: answers the first request on a connection with keep-alive, then
+    closes that connection when the next request arrives on it (as a backend with a short idle
+    timeout does when the close races our reuse). New connections are served normally."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    connections: list[int] = []
+    body = b'{"object":"list","data":[]}'
+    answer = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+              + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            served = 0
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                if served:
+                    return  # drop the reused connection without answering
+                conn.sendall(answer)
+                served += 1
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            connections.append(1)
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}", connections, listener
+
+
+def test_a_pooled_connection_closed_under_us_is_replaced_even_with_no_retries():
+    url, connections, listener = _keepalive_server_that_drops_the_second_request()
+    try:
+        up, sleeps = client(url, retries=0)
+        for _ in range(3):
+            assert up.json("GET", "/models", deadline=Deadline.after(5)) == {"object": "list", "data": []}
+        assert sleeps == []  # not a backoff retry: an immediate new connection
+        assert len(connections) == 3
+    finally:
+        listener.close()
+
+
+def test_refused_connection_is_not_mistaken_for_a_stale_one():
+    up, sleeps = client(f"http://127.0.0.1:{free_port()}", retries=0)
+    with pytest.raises(UpstreamConnectError):
+        up.json("GET", "/models", deadline=Deadline.after(5))
+    assert sleeps == []
