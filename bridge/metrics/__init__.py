@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 from .collector import Collector
 from .prom import CONTENT_TYPE_LATEST, PromMetrics
@@ -52,15 +51,13 @@ class Metrics:
     def observe(self, record: Record) -> None:
         """Account one finished request. Never raises: metrics must not break a response."""
         try:
-            rec = record
-            if rec.model is not None:
+            label = None
+            if record.model is not None:
                 try:
-                    label = self.model_labels(rec.model)
+                    label = self.model_labels(record.model)
                 except Exception:  # a broken mapping must not lose the record
                     label = "other"
-                if label != rec.model:
-                    rec = replace(rec, model=label)
-            rec = rec.normalised()
+            rec = record.normalised(model=label)
             self.prom.observe(rec)
             self.collector.append(rec)
             now = time.monotonic()

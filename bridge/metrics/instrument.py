@@ -18,22 +18,25 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
+import os
+import random
 from collections.abc import Iterable, Iterator
 
 from flask import Flask, Response, g, has_request_context, request
 
 from ..errors import BridgeError
+from ..logs import access
 from . import Metrics
 from .records import Record, outcome_for_status
 
 __all__ = ["DEFAULT_EXCLUDED", "Observation", "install", "observation", "sanitise_request_id"]
 
-access_log = logging.getLogger("bridge.access")
 log = logging.getLogger(__name__)
 
 DEFAULT_EXCLUDED = ("/metrics", "/v1/metrics", "/dashboard")
 _G_OBS = "_bridge_observation"
+_random = random.Random()  # seeded from os.urandom; re-seeded in a forked child so ids never repeat
+os.register_at_fork(after_in_child=_random.seed)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
@@ -41,7 +44,8 @@ def sanitise_request_id(value: str | None) -> str:
     """The inbound ``X-Request-ID`` if it is sane (<=128 of ``[A-Za-z0-9._:-]``), else a new id."""
     if value and _REQUEST_ID.fullmatch(value):
         return value
-    return uuid.uuid4().hex
+    # Not a secret, just unique: 128 random bits without uuid4's os.urandom system call.
+    return f"{_random.getrandbits(128):032x}"
 
 
 class Observation:
@@ -168,23 +172,19 @@ class Observation:
         except Exception:  # pragma: no cover - defensive
             log.exception("metrics: gauge update failed")
         metrics.observe(rec)
-        if access_log.isEnabledFor(logging.INFO):
-            access_log.info(
-                "request",
-                extra={
-                    "request_id": self.request_id,
-                    "route": self.route,
-                    "method": self.method,
-                    "status": status,
-                    "duration_ms": round(duration * 1000.0, 3),
-                    "model": self.model,
-                    "outcome": outcome,
-                    "stream": stream is not None,
-                    "ttft_ms": None if rec.ttft_s is None else round(rec.ttft_s * 1000.0, 3),
-                    "tokens_in": self.tokens_in,
-                    "tokens_out": self.tokens_out,
-                },
-            )
+        access({
+            "request_id": self.request_id,
+            "route": self.route,
+            "method": self.method,
+            "status": status,
+            "duration_ms": round(duration * 1000.0, 3),
+            "model": self.model,
+            "outcome": outcome,
+            "stream": stream is not None,
+            "ttft_ms": None if rec.ttft_s is None else round(rec.ttft_s * 1000.0, 3),
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+        })
 
 
 class _MeasuredBody:

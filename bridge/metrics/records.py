@@ -71,12 +71,14 @@ class Record:
     tokens_out: int | None = None
     queue_s: float | None = None
 
-    def normalised(self) -> Record:
-        """A copy whose strings fit the packed widths and whose outcome is a known label.
+    def normalised(self, *, model: str | None = None) -> Record:
+        """A copy whose strings fit the packed widths and whose outcome is a known label
+        (``model``: the bounded label to store instead of the raw model name).
 
         Records are normalised before they are stored, so a record read back from a ring file
         equals the one kept in memory.
         """
+        model = model if model is not None else self.model
         outcome = self.outcome if self.outcome in OUTCOMES else "error"
         return Record(
             ts_s=float(self.ts_s),
@@ -85,7 +87,7 @@ class Record:
             status=int(self.status) if 0 <= int(self.status) <= 999 else 0,
             duration_s=max(0.0, float(self.duration_s)),
             outcome=outcome,
-            model=_fit(self.model, MODEL_WIDTH) if self.model else None,
+            model=_fit(model, MODEL_WIDTH) if model else None,
             stream=bool(self.stream),
             ttfb_s=_opt_float(self.ttfb_s),
             ttft_s=_opt_float(self.ttft_s),

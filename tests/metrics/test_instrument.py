@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 
 import pytest
 from flask import Flask, Response
 
+from bridge import logs
 from bridge.errors import ModelNotFound, UpstreamTimeout
 from bridge.metrics import Metrics
 from bridge.metrics.instrument import install, observation, sanitise_request_id
@@ -212,7 +215,9 @@ def test_metrics_routes_not_counted():
     assert metrics.summary(endpoint=None, window_s=None, include_system=False)["total_requests"] == 0
 
 
-def test_access_log_line(caplog):
+def test_access_log_line(caplog, monkeypatch):
+    # Without the bridge's logging set-up the line goes through plain logging ...
+    monkeypatch.setattr(logs, "_access_writer", None)
     app, _, _ = make_app()
     with caplog.at_level(logging.INFO, logger="bridge.access"):
         resp = app.test_client().get("/hello", headers={"X-Request-ID": "rid-1"})
@@ -222,6 +227,31 @@ def test_access_log_line(caplog):
     assert (line.request_id, line.route, line.status, line.outcome, line.model, line.stream) == (
         "rid-1", "/hello", 200, "ok", "m1", False)
     assert line.duration_ms >= 0
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_access_line_fast_path_writes_the_same_fields(monkeypatch, fmt):
+    # ... and once configured, straight to the log stream: one line per request.
+    buf = io.StringIO()
+    monkeypatch.setattr(logs, "_access_writer", logs._AccessWriter(logging.StreamHandler(buf), fmt, True))
+    app, _, _ = make_app()
+    app.test_client().get("/hello", headers={"X-Request-ID": "rid-2"}).close()
+    (text,) = buf.getvalue().splitlines()
+    if fmt == "json":
+        line = json.loads(text)
+        assert (line["logger"], line["msg"], line["request_id"], line["route"], line["status"],
+                line["outcome"], line["model"], line["stream"], line["ttft_ms"]) == (
+            "bridge.access", "request", "rid-2", "/hello", 200, "ok", "m1", False, None)
+    else:
+        assert "[rid-2] request route=/hello method=GET status=200" in text and "outcome=ok" in text
+
+
+def test_access_line_respects_the_log_level(monkeypatch):
+    buf = io.StringIO()
+    monkeypatch.setattr(logs, "_access_writer", logs._AccessWriter(logging.StreamHandler(buf), "json", False))
+    app, _, _ = make_app()
+    app.test_client().get("/hello").close()
+    assert buf.getvalue() == ""
 
 
 def test_observation_outside_request_is_detached():
