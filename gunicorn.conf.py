@@ -42,7 +42,7 @@ keepalive = _settings.keepalive_s
 preload_app = False  # patching must happen before requests/ssl are imported (see module docstring)
 max_requests = 0  # recycling cuts streams and leaves metric files behind
 forwarded_allow_ips = _settings.forwarded_allow_ips
-accesslog = _settings.access_log
+accesslog = _settings.access_log  # off by default: the bridge writes its own JSON access line
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}o)s'
 loglevel = _settings.log_level.lower()
 control_socket_disable = True  # gunicorn 27's control socket races between instances on one host
