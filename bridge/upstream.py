@@ -24,6 +24,7 @@ from email.utils import parsedate_to_datetime
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import NewConnectionError, ProtocolError, ReadTimeoutError
 
 from .config import DEMO_BACKEND_URL, Settings
@@ -34,6 +35,7 @@ from .errors import (
     UpstreamProtocolError,
     UpstreamTimeout,
 )
+from .ndjson import json_bytes
 from .translate.backend_errors import backend_error_message
 
 __all__ = ["UpstreamClient", "Deadline", "json_object"]
@@ -41,6 +43,7 @@ __all__ = ["UpstreamClient", "Deadline", "json_object"]
 log = logging.getLogger(__name__)
 
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
+_NO_PROXIES: dict[str, str] = {}
 _MAX_ERROR_BODY_BYTES = 64 * 1024
 _READ_SIZE = 64 * 1024
 _MAX_RETRY_AFTER_S = 86400.0  # a larger (or absurd) Retry-After is passed on as one day
@@ -114,6 +117,11 @@ class UpstreamClient:
         headers = dict(self._headers)
         if request_id:
             headers["X-Request-ID"] = request_id
+        body = None
+        if json_body is not None:
+            body = json_bytes(json_body)
+            headers["Content-Type"] = "application/json"
+            headers["Content-Length"] = str(len(body))
         read_timeout_s = self._settings.stream_idle_timeout_s if stream else self._settings.request_timeout_s
         attempt = 0
         stale_retried = False
@@ -124,8 +132,7 @@ class UpstreamClient:
             timeout = (min(self._settings.connect_timeout_s, remaining_s), min(read_timeout_s, remaining_s))
             try:
                 with _guard(None if stream else remaining_s):
-                    resp = self.session().request(method, url, json=json_body, headers=headers,
-                                                  stream=stream, timeout=timeout)
+                    resp = self._send(method, url, body, headers, stream=stream, timeout=timeout)
                     if resp.status_code < 400:
                         return resp
                     error = _http_error(resp, streamed=stream, redact=self.redact)
@@ -154,6 +161,28 @@ class UpstreamClient:
             log.warning("retrying backend call", extra={"attempt": attempt, "outcome": error.outcome,
                                                          "delay_ms": round(delay_s * 1000)})
             self._sleep(delay_s)
+
+    def _send(self, method: str, url: str, body: bytes | None, headers: dict, *, stream: bool,
+              timeout: tuple[float, float]) -> requests.Response:
+        """One HTTP exchange through the session's pooled adapter.
+
+        ``Session.request`` re-merges session settings, re-parses the URL and re-encodes the body
+        on every call (a quarter of a worker's CPU on short streams, perf/RESULTS.md); our URL is
+        built from a validated base and a fixed path, and the session has no cookies, proxies,
+        auth or redirects to apply, so the request is prepared here and handed to the adapter.
+        """
+        session = self.session()
+        prepared = requests.PreparedRequest()
+        prepared.method = method
+        prepared.url = url
+        prepared.headers = CaseInsensitiveDict(headers)
+        prepared.body = body
+        prepared.hooks = {"response": []}
+        resp = session.get_adapter(url).send(prepared, stream=stream, timeout=timeout, verify=session.verify,
+                                             cert=None, proxies=_NO_PROXIES)
+        if not stream:
+            resp.content  # noqa: B018 - read the body now (what Session.send does without stream=True)
+        return resp
 
     def _retry_delay_s(self, error: UpstreamError, attempt: int, deadline: Deadline) -> float | None:
         if attempt >= self._settings.max_retries:

@@ -44,16 +44,23 @@ def read_json_object() -> dict:
     if not raw.strip():
         raise ClientRequestError("request body is empty; expected a JSON object")
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_reject_constant)
     except UnicodeDecodeError:
         raise ClientRequestError("request body is not valid UTF-8") from None
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ClientRequestError(f"invalid JSON in request body: {exc.msg} at position {exc.pos}") from None
+    except ValueError as exc:  # NaN / Infinity
+        raise ClientRequestError(f"invalid JSON in request body: {exc}") from None
     except RecursionError:
         raise ClientRequestError("invalid JSON in request body: nested too deeply") from None
     if not isinstance(body, dict):
         raise ClientRequestError("request body must be a JSON object")
     return body
+
+
+def _reject_constant(name: str) -> None:
+    # Python's json accepts NaN and Infinity; JSON (and every backend) does not.
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def require_model_name(body: dict, services: Services, *, keys: tuple[str, ...] = ("model",)) -> str:

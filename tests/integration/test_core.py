@@ -133,3 +133,14 @@ def test_client_disconnect_closes_the_backend_request(bridge, backend):
         data += sock.recv(4096)
     sock.close()
     assert backend.wait_closed(timeout_s=3.0), "backend stream still open after the client left"
+
+
+def test_nan_and_infinity_are_not_json(bridge, backend):
+    for raw in (b'{"model": "m1", "prompt": "x", "options": {"temperature": NaN}}',
+                b'{"model": "m1", "messages": [], "x": Infinity}'):
+        resp = requests.post(bridge.url + "/api/generate", data=raw, timeout=5)
+        assert resp.status_code == 400 and "not valid JSON" in resp.json()["error"]
+    resp = requests.post(bridge.url + "/v1/chat/completions", timeout=5,
+                         data=b'{"model": "m1", "messages": [{"role": "user", "content": "x"}], "temperature": -Infinity}')
+    assert resp.status_code == 400 and "not valid JSON" in resp.json()["error"]["message"]
+    assert not backend.requests_to("/v1/chat/completions")
