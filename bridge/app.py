@@ -7,7 +7,7 @@ import io
 import logging
 import time
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from . import __version__
@@ -16,7 +16,7 @@ from .config import Settings
 from .errors import BridgeError, RequestTooLarge, Unauthorized, UpstreamError
 from .logs import configure_logging
 from .metrics import Metrics
-from .metrics.instrument import install, observation, sanitise_request_id
+from .metrics.instrument import install, observation
 from .modelmap import ModelMap
 from .ndjson import json_bytes
 from .routes.common import Services, now_rfc3339
@@ -53,14 +53,11 @@ def create_app(settings: Settings | None = None) -> Flask:
                         models=BackendModels(upstream, settings.models_cache_s, on_ids=modelmap.set_known_labels),
                         started_at=now_rfc3339())
     metrics = Metrics(window=settings.metrics_window, version=__version__, multiproc_dir=settings.metrics_dir,
-                      model_labels=modelmap.label)
+                      model_labels=modelmap.label, enabled=settings.metrics_enabled)
     app.extensions["bridge"] = services
     app.extensions["bridge.metrics"] = metrics
 
-    if settings.metrics_enabled:
-        install(app, metrics, excluded_prefixes=_UNCOUNTED_PREFIXES)
-    else:  # benchmarks compare against this: request ids only, nothing recorded
-        _install_request_ids(app)
+    install(app, metrics, excluded_prefixes=_UNCOUNTED_PREFIXES)
     app.before_request(_guard(settings))
     if settings.cors_origins:
         app.after_request(_cors(settings.cors_origins))
@@ -76,17 +73,6 @@ def create_app(settings: Settings | None = None) -> Flask:
                     "with models 'demo' and 'demo-embed'")
     log.info("bridge ready", extra={"version": __version__, "settings": settings.describe()})
     return app
-
-
-def _install_request_ids(app: Flask) -> None:
-    @app.before_request
-    def assign():
-        g.request_id = sanitise_request_id(request.headers.get("X-Request-ID"))
-
-    @app.after_request
-    def echo(response: Response) -> Response:
-        response.headers["X-Request-ID"] = g.get("request_id") or sanitise_request_id(None)
-        return response
 
 
 def _guard(settings: Settings):

@@ -88,3 +88,22 @@ class BridgeProcess:
                 self.proc.wait(5)
         self._log.close()
         return self.proc.returncode
+
+
+def disconnect_mid_stream(port: int, body: dict, *, after_lines: int, path: str = "/api/generate") -> None:
+    """Send a streaming request over a raw socket, read ``after_lines`` NDJSON lines, then vanish."""
+    import json
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        data = json.dumps(body).encode()
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+        received = b""
+        while received.count(b"\n{") < after_lines:
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise AssertionError(f"stream ended before {after_lines} lines: {received[-300:]!r}")
+            received += chunk
+    finally:
+        sock.close()

@@ -36,20 +36,26 @@ class Metrics:
         multiproc_dir: str | None,
         clock: Callable[[], float] = time.time,
         model_labels: Callable[[str], str] = lambda m: m,
+        enabled: bool = True,
     ) -> None:
         self.version = version
         self.clock = clock
         self.model_labels = model_labels
         self.multiproc_dir = multiproc_dir
         self.started_s = clock()
-        self.prom = PromMetrics(version=version, multiproc_dir=multiproc_dir)
-        self.collector = Collector(window, multiproc_dir)
+        # Disabled (METRICS_ENABLED=false): requests still get ids and access lines, but nothing
+        # is counted or kept; the metrics routes say so. Benchmarks compare the two.
+        self.enabled = enabled
+        self.prom = PromMetrics(version=version, multiproc_dir=multiproc_dir) if enabled else _NoProm()
+        self.collector = Collector(window, multiproc_dir if enabled else None)
         self._next_process_refresh = 0.0
 
     # -- writing ---------------------------------------------------------------------------
 
     def observe(self, record: Record) -> None:
         """Account one finished request. Never raises: metrics must not break a response."""
+        if not self.enabled:
+            return
         try:
             label = None
             if record.model is not None:
@@ -116,3 +122,19 @@ class Metrics:
             "window_size": self.collector.window,
             "multiprocess": self.prom.multiprocess,
         }
+
+
+class _NoProm:
+    """Stands in for PromMetrics when metrics are disabled: the request hooks' gauge calls."""
+
+    def request_started(self, route: str) -> None:
+        pass
+
+    def request_finished(self, route: str) -> None:
+        pass
+
+    def stream_started(self) -> None:
+        pass
+
+    def stream_finished(self) -> None:
+        pass

@@ -45,6 +45,11 @@ def monitoring_blueprint(
         given = header[7:].strip().encode() if header[:7].lower() == "bearer " else b""
         return hmac.compare_digest(given, expected)
 
+    def disabled() -> Response:
+        resp = jsonify({"error": "metrics are disabled on this instance (METRICS_ENABLED=false)"})
+        resp.status_code = 404
+        return resp
+
     def denied() -> Response:
         resp = jsonify({"error": "metrics need 'Authorization: Bearer <METRICS_TOKEN>'"})
         resp.status_code = 401
@@ -59,6 +64,8 @@ def monitoring_blueprint(
     def prometheus() -> Response:
         if not authorised():
             return denied()
+        if not metrics.enabled:
+            return disabled()
         body, content_type = metrics.exposition()
         return Response(body, status=200, content_type=content_type,
                         headers={"Cache-Control": "no-store"})
@@ -79,6 +86,8 @@ def monitoring_blueprint(
     def summary(legacy: bool = False) -> Response:
         if not authorised():
             return denied()
+        if not metrics.enabled:
+            return disabled()
         try:
             kwargs = summary_args(legacy=legacy)
         except _BadParam as exc:
@@ -107,6 +116,8 @@ def monitoring_blueprint(
     def metrics_health():
         if not authorised():
             return denied()
+        if not metrics.enabled:
+            return disabled()
         s = metrics.summary(endpoint=None, window_s=None, include_system=False)
         window = s["window"]
         degraded = window["server_error_rate"] >= DEGRADED_SERVER_ERROR_RATE

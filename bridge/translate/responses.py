@@ -17,6 +17,7 @@ __all__ = [
     "metrics",
     "ollama_tool_calls",
     "parse_arguments",
+    "reasoning_text",
 ]
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def chat_response(
     choice = _first_choice(resp)
     source = _choice_message(choice)
     message: dict = {"role": "assistant", "content": _content_text(source)}
-    thinking = _reasoning(source)
+    thinking = reasoning_text(source)
     if thinking and keep_thinking:
         message["thinking"] = thinking
     tool_calls = source.get("tool_calls")
@@ -58,7 +59,7 @@ def generate_response(
     if isinstance(choice.get("message"), dict):
         source = choice["message"]
         text = _content_text(source)
-        thinking = _reasoning(source)
+        thinking = reasoning_text(source)
     else:
         text = choice.get("text") if isinstance(choice.get("text"), str) else ""
         thinking = ""
@@ -114,8 +115,9 @@ def _content_text(source: dict) -> str:
     return ""
 
 
-def _reasoning(source: dict) -> str:
-    """Reasoning text under either name backends use (reasoning_content or reasoning)."""
+def reasoning_text(source: dict) -> str:
+    """Reasoning text (a message, or a stream delta) under either name backends use:
+    ``reasoning_content`` (DeepSeek, vLLM, llama.cpp) or ``reasoning`` (OpenRouter, newer vLLM)."""
     for key in ("reasoning_content", "reasoning"):
         value = source.get(key)
         if isinstance(value, str) and value:

@@ -13,6 +13,7 @@ from bridge.translate.responses import (
     logprobs_from_choice,
     metrics,
     parse_arguments,
+    reasoning_text,
 )
 
 __all__ = ["StreamTranslator", "error_message"]
@@ -112,7 +113,7 @@ class StreamTranslator:
         else:
             delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
             text = delta.get("content") if isinstance(delta.get("content"), str) else ""
-            thinking = _reasoning(delta) if self._keep_thinking else ""
+            thinking = reasoning_text(delta) if self._keep_thinking else ""
             if self._kind == "chat":
                 self._calls.add(delta.get("tool_calls"))
         if not text and not thinking:
@@ -181,15 +182,6 @@ def _first_choice(event: dict) -> dict | None:
     if not isinstance(choices, list) or not isinstance(choices[0], dict):
         raise UpstreamProtocolError("backend stream event has malformed choices")
     return choices[0]
-
-
-def _reasoning(delta: dict) -> str:
-    """Reasoning fragment under either name backends use."""
-    for key in ("reasoning_content", "reasoning"):
-        value = delta.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return ""
 
 
 class _ToolCallBuffer:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import time
 
 import ollama
 import pytest
 import requests
+
+from tests.bridgeproc import disconnect_mid_stream
 
 pytestmark = pytest.mark.integration
 
@@ -124,14 +125,7 @@ def test_streaming_is_not_buffered(bridge, backend):
 
 def test_client_disconnect_closes_the_backend_request(bridge, backend):
     backend.script(tokens=[f"t{i} " for i in range(200)], delay_s=0.05)
-    sock = socket.create_connection(("127.0.0.1", bridge.port))
-    body = json.dumps({"model": "m1", "prompt": "go"}).encode()
-    sock.sendall(b"POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                 + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-    data = b""
-    while data.count(b"\n{") < 3:
-        data += sock.recv(4096)
-    sock.close()
+    disconnect_mid_stream(bridge.port, {"model": "m1", "prompt": "go"}, after_lines=3)
     assert backend.wait_closed(timeout_s=3.0), "backend stream still open after the client left"
 
 

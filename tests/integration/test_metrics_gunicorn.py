@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.bridgeproc import BridgeProcess, free_port
+from tests.bridgeproc import BridgeProcess, disconnect_mid_stream, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -130,14 +129,7 @@ def test_client_disconnect_and_backend_stall_are_counted(bridge3, backend):
 
     start = outcomes()
     backend.script(tokens=[f"t{i} " for i in range(100)], delay_s=0.05)
-    sock = socket.create_connection(("127.0.0.1", bridge3.port))
-    body = json.dumps({"model": "m1", "prompt": "go"}).encode()
-    sock.sendall(b"POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                 + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-    data = b""
-    while data.count(b"\n{") < 2:
-        data += sock.recv(4096)
-    sock.close()
+    disconnect_mid_stream(bridge3.port, {"model": "m1", "prompt": "go"}, after_lines=2)
     assert backend.wait_closed(timeout_s=3.0)
 
     backend.reset()

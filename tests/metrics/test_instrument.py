@@ -272,3 +272,30 @@ def test_queue_time_from_x_request_start():
     app.test_client().get("/hello", headers={"X-Request-Start": "garbage"}).close()
     q = [r.queue_s for r in records(metrics)]
     assert 0.015 <= q[0] < 5 and 0.0 <= q[1] < 5 and q[2] is None
+
+
+def test_disabled_metrics_keep_request_ids_and_access_lines(monkeypatch):
+    buf = io.StringIO()
+    monkeypatch.setattr(logs, "_access_writer", logs._AccessWriter(logging.StreamHandler(buf), "json", True))
+    app = Flask("disabled")
+    metrics = Metrics(window=10, version="t", multiproc_dir=None, enabled=False)
+    install(app, metrics)
+    app.register_blueprint(monitoring_blueprint(metrics, token=None, ready=lambda: (True, "fine")))
+
+    @app.post("/api/chat")
+    def chat():
+        obs = observation()
+        obs.model = "m1"
+        return Response(obs.stream_wrap(iter([b'{"a":1}\n'])), mimetype="application/x-ndjson")
+
+    c = app.test_client()
+    resp = c.post("/api/chat", headers={"X-Request-ID": "rid-off"})
+    assert resp.get_data() == b'{"a":1}\n' and resp.headers["X-Request-ID"] == "rid-off"
+    resp.close()
+    (line,) = [json.loads(t) for t in buf.getvalue().splitlines()]
+    assert (line["request_id"], line["route"], line["outcome"], line["stream"]) == ("rid-off", "/api/chat", "ok", True)
+    for path in ("/metrics", "/metrics/summary", "/v1/metrics", "/v1/metrics/health"):
+        resp = c.get(path)
+        assert resp.status_code == 404 and "METRICS_ENABLED" in resp.get_json()["error"], path
+    assert c.get("/health").status_code == 200
+    assert list(metrics.collector.merged()) == []
