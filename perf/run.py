@@ -459,7 +459,7 @@ def write_report(res: dict, out: Path, pngs: list[str]) -> None:
           "direct (or metrics on vs off) interleaved in the same run; absolute figures move with the load.",
           "- setup: fake OpenAI backend (`perf/fake_backend.py`, gunicorn gevent, 1 worker) on 127.0.0.1; "
           "bridge started exactly as the Procfile does (`tests/bridgeproc.py`, 2 gevent workers, "
-          "default logging: JSON app log + gunicorn access log); load from `perf/driver.py` (gevent, raw "
+          "default logging: JSON app log with one `bridge.access` line per request, gunicorn's own access log off); load from `perf/driver.py` (gevent, raw "
           "HTTP/1.1 keep-alive) and wrk 1 thread. Load generator, backend and bridge share the same cores.",
           "", "## Figures vs targets", "", "| figure | measured | target | verdict |", "|---|---|---|---|"]
     L += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in target_rows(res)]
