@@ -571,7 +571,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny counts and durations (CI)")
     ap.add_argument("--out", type=Path, default=REPO / "perf")
-    ap.add_argument("--notes", type=Path, help="markdown appended to RESULTS.md (profiles, explanations)")
+    ap.add_argument("--notes", type=Path, default=Path(__file__).with_name("NOTES.md"),
+                    help="markdown appended to RESULTS.md (default: perf/NOTES.md)")
     args = ap.parse_args(argv)
     if not driver.wrk_available():
         print("wrk not found (apt-get install wrk)", file=sys.stderr)
