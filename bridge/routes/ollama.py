@@ -30,6 +30,7 @@ __all__ = ["ollama_blueprint"]
 NDJSON = "application/x-ndjson"
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _PS_KEEP_S = 300  # how long a used model shows in /api/ps (Ollama's default keep_alive)
+_PS_MAX_MODELS = 64  # names come from clients: keep the list bounded
 
 
 def ollama_blueprint(services: Services) -> Blueprint:
@@ -125,7 +126,10 @@ def ollama_blueprint(services: Services) -> Blueprint:
                 return Response(ndjson_line(reply), mimetype=NDJSON)
             return jsonify(reply)
         backend = resolve_model(requested, services)
+        recent_models.pop(requested, None)  # re-insert: dict order is recency order
         recent_models[requested] = (backend, time.time())
+        if len(recent_models) > _PS_MAX_MODELS:
+            del recent_models[next(iter(recent_models))]
         think_control = services.settings.think_control
         if kind == "chat":
             path, openai_body = "/chat/completions", chat.chat_request(
