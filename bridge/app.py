@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import io
 import logging
 import time
@@ -19,6 +18,7 @@ from .metrics import Metrics
 from .metrics.instrument import install, observation
 from .modelmap import ModelMap
 from .ndjson import json_bytes
+from .routes.auth import bearer_token, matches
 from .routes.common import Services, now_rfc3339
 from .routes.dashboard import dashboard_blueprint
 from .routes.monitoring import monitoring_blueprint
@@ -90,10 +90,7 @@ def _guard(settings: Settings):
             return None
         if settings.metrics_token and request.path.startswith(_METRICS_PREFIXES):
             return None  # the metrics routes check METRICS_TOKEN themselves
-        header = request.headers.get("Authorization", "")
-        token = header[7:].strip().encode() if header[:7].lower() == "bearer " else b""
-        # Compare against every key (no early exit) in constant time per key.
-        if not token or not any([hmac.compare_digest(token, key) for key in keys]):
+        if not matches(bearer_token(), *keys):
             raise Unauthorized("missing or invalid API key: send 'Authorization: Bearer <key>'")
         return None
 

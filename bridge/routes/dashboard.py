@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import re
 from pathlib import Path
 
 from flask import Blueprint, Response, jsonify, request
+
+from .auth import bearer_token, matches
 
 __all__ = ["DASHBOARD_HTML", "dashboard_blueprint"]
 
@@ -73,12 +74,9 @@ def dashboard_blueprint(*, token: str | None) -> Blueprint:
     def authorised() -> bool:
         if expected is None:
             return True
-        header = request.headers.get("Authorization", "")
-        if header[:7].lower() == "bearer ":
-            given = header[7:].strip().encode()
-        else:
-            given = request.args.get("token", "").strip().encode()
-        return hmac.compare_digest(given, expected)
+        # The header wins; the page URL's ?token= is for browsers, which cannot send one.
+        given = bearer_token() or request.args.get("token", "").strip().encode() or None
+        return matches(given, expected)
 
     @bp.get("/dashboard")
     def dashboard():

@@ -10,13 +10,13 @@ The ``/v1/metrics`` alias also accepts the existing proxy's query names ``endpoi
 
 from __future__ import annotations
 
-import hmac
 import math
 from collections.abc import Callable
 
 from flask import Blueprint, Response, jsonify, request
 
 from ..metrics import Metrics
+from .auth import bearer_token, matches
 
 __all__ = ["monitoring_blueprint"]
 
@@ -39,11 +39,7 @@ def monitoring_blueprint(
     expected = token.encode() if token else None
 
     def authorised() -> bool:
-        if expected is None:
-            return True
-        header = request.headers.get("Authorization", "")
-        given = header[7:].strip().encode() if header[:7].lower() == "bearer " else b""
-        return hmac.compare_digest(given, expected)
+        return expected is None or matches(bearer_token(), expected)
 
     def disabled() -> Response:
         resp = jsonify({"error": "metrics are disabled on this instance (METRICS_ENABLED=false)"})

@@ -1,0 +1,25 @@
+"""Bearer tokens: the one place that reads ``Authorization`` and compares secrets."""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import request
+
+__all__ = ["bearer_token", "matches"]
+
+
+def bearer_token() -> bytes | None:
+    """The token of this request's ``Authorization: Bearer <token>`` header, or None."""
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() != "bearer ":
+        return None
+    return header[7:].strip().encode() or None
+
+
+def matches(given: bytes | None, *expected: bytes) -> bool:
+    """True when ``given`` equals one of ``expected``; every candidate is compared in constant
+    time, with no early exit, so timing tells nothing about which keys exist."""
+    if given is None:
+        return False
+    return any([hmac.compare_digest(given, key) for key in expected])
