@@ -7,13 +7,11 @@ import resource
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
-import requests
 
-from tests.bridgeproc import REPO, BridgeProcess, free_port
+from tests.bridgeproc import REPO, BridgeProcess, free_port, wait_healthy
 
 __all__ = ["FakeBackendProcess", "start_bridge", "raise_nofile", "rss_of", "load_average", "machine"]
 
@@ -44,17 +42,9 @@ class FakeBackendProcess:
                                      start_new_session=True)
 
     def wait_ready(self, timeout_s: float = 20.0) -> FakeBackendProcess:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"fake backend exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                if requests.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("fake backend not ready")
+        wait_healthy(self.proc, self.url + "/health", lambda: self.log_path.read_text()[-3000:],
+                     timeout_s=timeout_s, what="fake backend")
+        return self
 
     def worker_pids(self) -> list[int]:
         return [c.pid for c in psutil.Process(self.proc.pid).children()]

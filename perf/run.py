@@ -42,7 +42,7 @@ import psutil  # noqa: E402
 from perf import driver  # noqa: E402
 from perf.driver import Target, percentile  # noqa: E402
 from perf.fake_backend import model_name  # noqa: E402
-from perf.procs import FakeBackendProcess, load_average, machine, raise_nofile, rss_of, start_bridge  # noqa: E402
+from perf.procs import FakeBackendProcess, load_average, machine, raise_nofile, rss_of  # noqa: E402
 from tests.bridgeproc import REPO  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -317,6 +317,12 @@ def plots(res: dict, out: Path) -> list[str]:
 
     made = []
 
+    def save(fig, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=90)
+        plt.close(fig)
+        made.append(name)
+
     def cdf(ax, values, label):
         if not values:
             return
@@ -332,10 +338,7 @@ def plots(res: dict, out: Path) -> list[str]:
         ax.set_xscale("log")
         ax.legend()
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "latency_c1.png", dpi=90)
-    plt.close(fig)
-    made.append("latency_c1.png")
+    save(fig, "latency_c1.png")
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, kind in zip(axes, ("nonstream", "stream16")):
@@ -350,10 +353,7 @@ def plots(res: dict, out: Path) -> list[str]:
         ax.set_ylabel("latency ms")
         ax.legend()
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "throughput_frontier.png", dpi=90)
-    plt.close(fig)
-    made.append("throughput_frontier.png")
+    save(fig, "throughput_frontier.png")
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for name, s in res["paced"]["samples"].items():
@@ -366,10 +366,7 @@ def plots(res: dict, out: Path) -> list[str]:
         ax.set_xscale("log")
         ax.legend()
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "streaming_paced.png", dpi=90)
-    plt.close(fig)
-    made.append("streaming_paced.png")
+    save(fig, "streaming_paced.png")
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, kind in zip(axes, ("nonstream", "stream16")):
@@ -381,10 +378,7 @@ def plots(res: dict, out: Path) -> list[str]:
         ax.set_xlabel("interleaved pair")
         ax.set_ylabel("req/s")
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "monitoring_cost.png", dpi=90)
-    plt.close(fig)
-    made.append("monitoring_cost.png")
+    save(fig, "monitoring_cost.png")
 
     fig, ax = plt.subplots(figsize=(6, 4))
     curve = res["memory"]["curve"]
@@ -393,10 +387,7 @@ def plots(res: dict, out: Path) -> list[str]:
     ax.set_xlabel("requests after warm-up")
     ax.set_ylabel("MB")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "memory.png", dpi=90)
-    plt.close(fig)
-    made.append("memory.png")
+    save(fig, "memory.png")
     return made
 
 

@@ -29,6 +29,21 @@ def procfile_command(kind: str = "web") -> str:
     raise AssertionError(f"Procfile has no {kind}: line")
 
 
+def wait_healthy(proc: subprocess.Popen, url: str, log, *, timeout_s: float, what: str) -> None:
+    """Poll ``url`` until it answers 200; fail with the process's log if it exits or times out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{what} exited with {proc.returncode}:\n{log()}")
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{what} not ready in {timeout_s} s:\n{log()}")
+
+
 class BridgeProcess:
     """A gunicorn master running the bridge on 127.0.0.1:<port>; stop() is always safe."""
 
@@ -56,17 +71,8 @@ class BridgeProcess:
         self.workers = workers
 
     def wait_ready(self, timeout_s: float = 30.0) -> BridgeProcess:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"bridge exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if requests.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"bridge not ready in {timeout_s} s:\n{self.log()}")
+        wait_healthy(self.proc, self.url + "/health", self.log, timeout_s=timeout_s, what="bridge")
+        return self
 
     def log(self) -> str:
         self._log.flush()
