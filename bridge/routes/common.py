@@ -16,7 +16,7 @@ from ..modelmap import ModelMap
 from ..translate.backend_errors import model_not_found_in_body
 from ..upstream import Deadline, UpstreamClient
 
-__all__ = ["Services", "read_json_object", "now_rfc3339", "request_id", "require_listing", "resolve_model",
+__all__ = ["Services", "call_backend", "read_json_object", "now_rfc3339", "request_id", "require_listing", "resolve_model",
            "require_model_name", "translate_not_found"]
 
 
@@ -86,6 +86,16 @@ def resolve_model(requested: str, services: Services) -> str:
     if ids is not None and not services.modelmap.is_known(requested, ids):
         raise ModelNotFound(requested)
     return backend
+
+
+def call_backend(services: Services, path: str, openai_body: dict, requested: str, *, stream: bool):
+    """One backend call within the request's deadline; the backend saying it has no such model
+    becomes our ``model 'x' not found`` (404)."""
+    try:
+        return services.upstream.open("POST", path, json_body=openai_body, stream=stream,
+                                      deadline=services.deadline(), request_id=request_id())
+    except UpstreamHTTPError as exc:
+        raise translate_not_found(exc, requested) from None
 
 
 def require_listing(services: Services) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, Response, jsonify
 
-from ..errors import ClientRequestError, NotSupported, UpstreamHTTPError
+from ..errors import ClientRequestError, NotSupported
 from ..metrics.instrument import observation
 from ..ndjson import json_bytes, ndjson_line
 from ..streaming import StreamClock, ndjson_stream
@@ -16,13 +16,13 @@ from ..translate.stream import StreamTranslator
 from ..upstream import json_object
 from .common import (
     Services,
+    call_backend,
     now_rfc3339,
     read_json_object,
     request_id,
     require_listing,
     require_model_name,
     resolve_model,
-    translate_not_found,
 )
 
 __all__ = ["ollama_blueprint"]
@@ -122,33 +122,24 @@ def ollama_blueprint(services: Services) -> Blueprint:
         reason = chat.short_circuit(kind, body)
         if reason is not None:
             reply = chat.load_response(kind, model=requested, created_at=now_rfc3339(), done_reason=reason)
-            if stream:
-                return Response(ndjson_line(reply), mimetype=NDJSON)
-            return jsonify(reply)
+            return Response(ndjson_line(reply), mimetype=NDJSON) if stream else jsonify(reply)
         backend = resolve_model(requested, services)
-        recent_models.pop(requested, None)  # re-insert: dict order is recency order
-        recent_models[requested] = (backend, time.time())
-        if len(recent_models) > _PS_MAX_MODELS:
-            del recent_models[next(iter(recent_models))]
+        note_recent(requested, backend)
         think_control = services.settings.think_control
         if kind == "chat":
-            path, openai_body = "/chat/completions", chat.chat_request(
-                body, backend, stream=stream, think_control=think_control)
+            path = "/chat/completions"
+            openai_body = chat.chat_request(body, backend, stream=stream, think_control=think_control)
         else:
             endpoint, openai_body = chat.generate_request(body, backend, stream=stream, think_control=think_control)
             path = "/chat/completions" if endpoint == "chat" else "/completions"
         keep_thinking = chat.keeps_thinking(body)
         sent_ns = time.monotonic_ns()
-        try:
-            resp = services.upstream.open("POST", path, json_body=openai_body, stream=stream,
-                                          deadline=services.deadline(), request_id=request_id())
-        except UpstreamHTTPError as exc:
-            raise translate_not_found(exc, requested) from None
+        resp = call_backend(services, path, openai_body, requested, stream=stream)
         if not stream:
             data = json_object(resp)
             end_ns = time.monotonic_ns()
             timings = responses.Timings(total_ns=end_ns - started_ns, load_ns=sent_ns - started_ns,
-                                   prompt_eval_ns=0, eval_ns=max(1, end_ns - sent_ns))
+                                        prompt_eval_ns=0, eval_ns=max(1, end_ns - sent_ns))
             make = responses.chat_response if kind == "chat" else responses.generate_response
             reply = make(data, model=requested, created_at=now_rfc3339(), timings=timings,
                          keep_thinking=keep_thinking)
@@ -160,6 +151,13 @@ def ollama_blueprint(services: Services) -> Blueprint:
         clock = StreamClock(started_ns, sent_ns, time.monotonic_ns())
         body_iter = ndjson_stream(services.upstream, resp, translator, obs, clock)
         return Response(obs.stream_wrap(body_iter), mimetype=NDJSON, headers=STREAM_HEADERS)
+
+    def note_recent(requested: str, backend: str) -> None:
+        """Remember a used model for /api/ps (most recent last, bounded)."""
+        recent_models.pop(requested, None)
+        recent_models[requested] = (backend, time.time())
+        if len(recent_models) > _PS_MAX_MODELS:
+            del recent_models[next(iter(recent_models))]
 
     @bp.post("/api/embed")
     def embed_route():
@@ -192,11 +190,7 @@ def ollama_blueprint(services: Services) -> Blueprint:
         return Response(json_bytes(embed.embeddings_response(data)), mimetype="application/json")
 
     def _call_json(path: str, openai_body: dict, requested: str) -> dict:
-        try:
-            return services.upstream.json("POST", path, json_body=openai_body, deadline=services.deadline(),
-                                          request_id=request_id())
-        except UpstreamHTTPError as exc:
-            raise translate_not_found(exc, requested) from None
+        return json_object(call_backend(services, path, openai_body, requested, stream=False))
 
     return bp
 

@@ -6,11 +6,11 @@ import json
 
 from flask import Blueprint, Response, jsonify
 
-from ..errors import ClientRequestError, ModelNotFound, UpstreamHTTPError
+from ..errors import ClientRequestError, ModelNotFound
 from ..metrics.instrument import observation
 from ..streaming import sse_passthrough
 from ..translate import catalog
-from .common import Services, read_json_object, request_id, require_model_name, resolve_model, translate_not_found
+from .common import Services, call_backend, read_json_object, request_id, require_model_name, resolve_model
 
 __all__ = ["openai_blueprint"]
 
@@ -45,11 +45,7 @@ def openai_blueprint(services: Services) -> Blueprint:
             stream = body.get("stream", False)
             if not isinstance(stream, bool):
                 raise ClientRequestError("'stream' must be a boolean")
-            try:
-                resp = services.upstream.open("POST", path, json_body=forwarded, stream=stream,
-                                              deadline=services.deadline(), request_id=request_id())
-            except UpstreamHTTPError as exc:
-                raise translate_not_found(exc, requested) from None
+            resp = call_backend(services, path, forwarded, requested, stream=stream)
             if stream:
                 return Response(obs.stream_wrap(sse_passthrough(services.upstream, resp, obs)),
                                 mimetype="text/event-stream", headers=_SSE_HEADERS)
