@@ -61,6 +61,7 @@ class Settings:
     access_log: str | None = None
     models_cache_s: float = 30.0
     demo_token_delay_s: float = 0.02
+    first_byte_timeout_s: float = 0.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -102,6 +103,9 @@ class Settings:
             access_log=_access_log(environ if environ is not None else os.environ),
             models_cache_s=env.float("MODELS_CACHE_TTL", 30.0, lo=0.0),
             demo_token_delay_s=env.float("DEMO_TOKEN_DELAY", 0.02, lo=0.0),
+            # Heroku's router drops a request with no first byte in 30 s (H12): on a dyno (DYNO is
+            # set) non-streamed answers send headers and keep-alive spaces after 20 s by default.
+            first_byte_timeout_s=env.float("FIRST_BYTE_TIMEOUT", 20.0 if env.str("DYNO") else 0.0, lo=0.0),
         )
 
     def describe(self) -> dict:

@@ -13,20 +13,21 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 import requests
+from flask import Response
 from gevent import Timeout, spawn
 
 from .errors import BridgeError, UpstreamError, UpstreamProtocolError
-from .ndjson import ndjson_line
+from .ndjson import json_bytes, ndjson_line
 from .sse import SSEDecoder
 from .translate.responses import Timings
 from .translate.stream import StreamTranslator
 from .upstream import UpstreamClient
 
-__all__ = ["ndjson_stream", "sse_passthrough", "StreamClock"]
+__all__ = ["ndjson_stream", "patient_json", "sse_passthrough", "StreamClock"]
 
 log = logging.getLogger(__name__)
 
@@ -200,3 +201,55 @@ def _note_usage(data: str, obs: _Observation, seen_token: bool) -> bool:
         obs.tokens_in = usage.get("prompt_tokens", obs.tokens_in)
         obs.tokens_out = usage.get("completion_tokens", obs.tokens_out)
     return seen_token
+
+
+def patient_json(answer: Callable[[], bytes], *, first_byte_s: float, obs: _Observation) -> Response:
+    """A non-streamed JSON answer that survives a router's first-byte deadline.
+
+    ``answer`` makes the backend call and returns the JSON body. With ``first_byte_s`` 0 it simply
+    runs. Otherwise it runs in a greenlet: an answer (or error) within ``first_byte_s`` is sent as
+    usual, with its real status. A slower one commits to 200 and sends a space at once and every
+    ``first_byte_s`` after until the JSON is ready (JSON allows leading whitespace; the official
+    clients parse it), so Heroku's router (H12 after 30 s without a byte, H15 after 55 s idle)
+    keeps the request, and a client that left is noticed at the next space. An error after that
+    point can only be the body ``{"error": "..."}``.
+    """
+    if first_byte_s <= 0:
+        return Response(answer(), mimetype="application/json")
+    job = spawn(_outcome_of, answer)
+    job.join(first_byte_s)
+    if job.ready():
+        return Response(_result(job.get()), mimetype="application/json")  # errors keep their status
+
+    def body() -> Iterator[bytes]:
+        try:
+            yield b" "  # status line, headers and a first byte, now
+            while not job.ready():
+                job.join(first_byte_s)
+                if not job.ready():
+                    yield b" "
+            try:
+                yield _result(job.get())
+            except BridgeError as exc:
+                obs.outcome = exc.outcome
+                yield json_bytes({"error": exc.message})
+        finally:
+            if not job.ready():  # the client left: stop the backend call too
+                job.kill(block=False)
+
+    return Response(obs.stream_wrap(body()), mimetype="application/json", headers={"X-Accel-Buffering": "no"})
+
+
+def _outcome_of(answer: Callable[[], bytes]) -> tuple[bytes | None, Exception | None]:
+    # Returned, not raised: gevent prints a traceback for every exception a greenlet raises.
+    try:
+        return answer(), None
+    except Exception as exc:  # noqa: BLE001 - handed back to the request's greenlet as is
+        return None, exc
+
+
+def _result(outcome: tuple[bytes | None, Exception | None]) -> bytes:
+    value, error = outcome
+    if error is not None:
+        raise error
+    return value

@@ -28,6 +28,14 @@ def test_port_prefers_port_then_proxy_port():
     assert Settings.from_env({"PROXY_PORT": "6000"}).port == 6000
 
 
+def test_first_byte_timeout_defaults_on_only_on_a_heroku_dyno():
+    assert Settings.from_env({}).first_byte_timeout_s == 0
+    assert Settings.from_env({"DYNO": "web.1"}).first_byte_timeout_s == 20
+    assert Settings.from_env({"DYNO": "web.1", "FIRST_BYTE_TIMEOUT": "0"}).first_byte_timeout_s == 0
+    with pytest.raises(ConfigError, match="FIRST_BYTE_TIMEOUT"):
+        Settings.from_env({"FIRST_BYTE_TIMEOUT": "-1"})
+
+
 def test_max_retries_zero_is_allowed():
     assert Settings.from_env({"MAX_RETRIES": "0"}).max_retries == 0
 

@@ -88,12 +88,14 @@ def resolve_model(requested: str, services: Services) -> str:
     return backend
 
 
-def call_backend(services: Services, path: str, openai_body: dict, requested: str, *, stream: bool):
+def call_backend(services: Services, path: str, openai_body: dict, requested: str, *, stream: bool,
+                 deadline: Deadline | None = None, rid: str | None = None):
     """One backend call within the request's deadline; the backend saying it has no such model
-    becomes our ``model 'x' not found`` (404)."""
+    becomes our ``model 'x' not found`` (404). ``deadline``/``rid`` default to this request's
+    (pass them when calling from a greenlet outside the request context)."""
     try:
         return services.upstream.open("POST", path, json_body=openai_body, stream=stream,
-                                      deadline=services.deadline(), request_id=request_id())
+                                      deadline=deadline or services.deadline(), request_id=rid or request_id())
     except UpstreamHTTPError as exc:
         raise translate_not_found(exc, requested) from None
 

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, jsonify
 from ..errors import ClientRequestError, NotSupported
 from ..metrics.instrument import observation
 from ..ndjson import json_bytes, ndjson_line
-from ..streaming import StreamClock, ndjson_stream
+from ..streaming import StreamClock, ndjson_stream, patient_json
 from ..translate import catalog, chat, embed, responses
 from ..translate.stream import StreamTranslator
 from ..upstream import json_object
@@ -134,18 +134,24 @@ def ollama_blueprint(services: Services) -> Blueprint:
             path = "/chat/completions" if endpoint == "chat" else "/completions"
         keep_thinking = chat.keeps_thinking(body)
         sent_ns = time.monotonic_ns()
-        resp = call_backend(services, path, openai_body, requested, stream=stream)
         if not stream:
-            data = json_object(resp)
-            end_ns = time.monotonic_ns()
-            timings = responses.Timings(total_ns=end_ns - started_ns, load_ns=sent_ns - started_ns,
-                                        prompt_eval_ns=0, eval_ns=max(1, end_ns - sent_ns))
-            make = responses.chat_response if kind == "chat" else responses.generate_response
-            reply = make(data, model=requested, created_at=now_rfc3339(), timings=timings,
-                         keep_thinking=keep_thinking)
-            obs.tokens_in = reply.get("prompt_eval_count")
-            obs.tokens_out = reply.get("eval_count")
-            return Response(json_bytes(reply), mimetype="application/json")
+            deadline, rid = services.deadline(), request_id()
+
+            def answer() -> bytes:
+                resp = call_backend(services, path, openai_body, requested, stream=False, deadline=deadline, rid=rid)
+                data = json_object(resp)
+                end_ns = time.monotonic_ns()
+                timings = responses.Timings(total_ns=end_ns - started_ns, load_ns=sent_ns - started_ns,
+                                            prompt_eval_ns=0, eval_ns=max(1, end_ns - sent_ns))
+                make = responses.chat_response if kind == "chat" else responses.generate_response
+                reply = make(data, model=requested, created_at=now_rfc3339(), timings=timings,
+                             keep_thinking=keep_thinking)
+                obs.tokens_in = reply.get("prompt_eval_count")
+                obs.tokens_out = reply.get("eval_count")
+                return json_bytes(reply)
+
+            return patient_json(answer, first_byte_s=services.settings.first_byte_timeout_s, obs=obs)
+        resp = call_backend(services, path, openai_body, requested, stream=True)
         translator = StreamTranslator(kind, model=requested, created_at=now_rfc3339, keep_thinking=keep_thinking,
                                       completions=path == "/completions")
         clock = StreamClock(started_ns, sent_ns, time.monotonic_ns())
