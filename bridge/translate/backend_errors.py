@@ -88,12 +88,39 @@ def _decode(body: object) -> str:
 def _parse_json(text: str) -> object:
     """The parsed body, or _NOT_JSON; hostile nesting must not raise."""
     stripped = text.strip().lstrip("\ufeff").strip()
-    if not stripped:
+    if not stripped or _nesting(stripped) > _MAX_NESTING:
         return _NOT_JSON
     try:
         return json.loads(stripped)
     except (ValueError, RecursionError):
         return _NOT_JSON
+
+
+#: Error bodies are a few levels deep. Deeper ones are read as text rather than parsed: parsing
+#: them runs the interpreter to its recursion limit, where any finalizer that happens to run fails.
+_MAX_NESTING = 64
+_JSON_TOKENS = re.compile(r'\\.|["\[\]{}]', re.S)
+
+
+def _nesting(text: str) -> int:
+    """The deepest nesting of ``[``/``{`` outside strings, counted up to just past the limit."""
+    depth = deepest = 0
+    in_string = False
+    for match in _JSON_TOKENS.finditer(text):
+        token = match.group()
+        if token == '"':
+            in_string = not in_string
+        elif in_string or token[0] == "\\":
+            continue
+        elif token in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > _MAX_NESTING:
+                    break
+        else:
+            depth -= 1
+    return deepest
 
 
 def _from_parsed(data: object) -> str:

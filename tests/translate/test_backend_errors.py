@@ -272,3 +272,19 @@ def test_other_messages_are_not_model_not_found(message):
 
 def test_model_not_found_non_string_is_false():
     assert model_not_found_in_body(None) is False  # type: ignore[arg-type]
+
+
+def test_many_entries_are_not_mistaken_for_deep_nesting():
+    # A FastAPI 422 with 100 validation errors has hundreds of brackets but is only 4 levels deep.
+    body = json.dumps({"detail": [{"loc": ["body", i], "msg": f"field {i} required"} for i in range(100)]})
+    assert backend_error_message(422, body.encode(), JSON).startswith("field 0 required; field 1 required")
+
+
+def test_nesting_past_the_limit_is_read_as_text_not_parsed(monkeypatch):
+    import bridge.translate.backend_errors as be
+
+    def no_parse(*_a, **_k):
+        raise AssertionError("deeply nested bodies must not reach json.loads")
+
+    monkeypatch.setattr(be.json, "loads", no_parse)
+    assert backend_error_message(500, b"[" * 65 + b"]" * 65, JSON)
