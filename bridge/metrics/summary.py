@@ -119,6 +119,8 @@ def build_summary(
         "outcomes": _count(r.outcome for r in recs),
         "period": _period(recs, now=now, window_s=window_s),
         "filters": {"endpoint": endpoint, "window_s": window_s},
+        # The existing proxy's name for "requests matching the filters" (its users' scripts read it).
+        "filtered_requests": len(recs),
         "recent": [_recent(r) for r in recs[-RECENT:][::-1]],
     }
     if version is not None:

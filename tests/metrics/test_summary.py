@@ -54,6 +54,7 @@ def test_filters_endpoint_substring_and_window():
     assert s["period"]["window_records"] == 2
     assert set(s["endpoints"]) == {"/api/chat", "/v1/chat/completions"}
     assert s["filters"] == {"endpoint": "CHAT", "window_s": 60}
+    assert s["filtered_requests"] == 2
     assert build_summary(recs, now=NOW, window_s=45)["period"]["window_records"] == 2
 
 
