@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -20,9 +21,9 @@ PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool is not installed (apt-get install prometheus)")
 
 
-def _promtool(*args: str) -> subprocess.CompletedProcess:
+def _promtool(*args: str, cwd: Path = DEPLOY) -> subprocess.CompletedProcess:
     # Run from deploy/ so the relative rule_files resolve as they do for an operator.
-    return subprocess.run([PROMTOOL, *args], cwd=DEPLOY, capture_output=True, text=True, timeout=60)
+    return subprocess.run([PROMTOOL, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
 @needs_promtool
@@ -51,8 +52,7 @@ def test_rule_unit_tests_can_fail(tmp_path):
     shutil.copy(DEPLOY / "alerts.yml", tmp_path / "alerts.yml")
     broken = (DEPLOY / "alerts_test.yml").read_text().replace("25% of requests fail", "1% of requests fail")
     (tmp_path / "alerts_test.yml").write_text(broken)
-    result = subprocess.run([PROMTOOL, "test", "rules", "alerts_test.yml"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60)
+    result = _promtool("test", "rules", "alerts_test.yml", cwd=tmp_path)
     assert result.returncode != 0, result.stdout
 
 
@@ -134,6 +134,5 @@ def test_dashboard_queries_parse(tmp_path):
     rules = [{"record": f"dashboard:query{i}", "expr": e.replace("$__rate_interval", "5m").replace("$instance", ".*")}
              for i, e in enumerate(exprs)]
     (tmp_path / "dashboard_rules.yml").write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
-    result = subprocess.run([PROMTOOL, "check", "rules", "dashboard_rules.yml"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60)
+    result = _promtool("check", "rules", "dashboard_rules.yml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
