@@ -180,7 +180,8 @@ def _ready_check(services: Services):
         if now - state["at"] < _READY_CACHE_S:
             return state["result"]
         try:
-            services.upstream.json("GET", "/models", deadline=Deadline.after(_READY_TIMEOUT_S))
+            # The same listing the routes use (it refreshes their model cache as a side benefit).
+            services.models.fetch(deadline=Deadline.after(_READY_TIMEOUT_S))
             result = (True, "backend reachable" + (" (built-in demo backend)" if services.settings.demo_backend else ""))
         except UpstreamError as exc:
             result = (False, f"backend not ready: {exc.message}")

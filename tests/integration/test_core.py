@@ -138,3 +138,16 @@ def test_nan_and_infinity_are_not_json(bridge, backend):
                          data=b'{"model": "m1", "messages": [{"role": "user", "content": "x"}], "temperature": -Infinity}')
     assert resp.status_code == 400 and "not valid JSON" in resp.json()["error"]["message"]
     assert not backend.requests_to("/v1/chat/completions")
+
+
+def test_ready_reflects_the_backend(bridge, backend):
+    # /ready caches its answer for 5 s per worker, so poll until the outage shows.
+    assert requests.get(bridge.url + "/ready", timeout=5).status_code == 200
+    backend.script(fault="refuse")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        resp = requests.get(bridge.url + "/ready", headers={"Connection": "close"}, timeout=5)
+        if resp.status_code == 503:
+            break
+        time.sleep(0.5)
+    assert resp.status_code == 503 and "backend not ready" in resp.text
