@@ -27,7 +27,7 @@ from .translate.responses import Timings
 from .translate.stream import StreamTranslator
 from .upstream import UpstreamClient
 
-__all__ = ["ndjson_stream", "patient_json", "sse_passthrough", "StreamClock"]
+__all__ = ["ndjson_stream", "patient_json", "record_usage", "sse_passthrough", "StreamClock"]
 
 log = logging.getLogger(__name__)
 
@@ -196,11 +196,16 @@ def _note_usage(data: str, obs: _Observation, seen_token: bool) -> bool:
                 obs.first_token()
                 seen_token = True
                 break
-    usage = obj.get("usage")
+    record_usage(obj, obs)
+    return seen_token
+
+
+def record_usage(obj: object, obs: _Observation) -> None:
+    """Token counts from an OpenAI body's ``usage`` (a response or a stream event), when present."""
+    usage = obj.get("usage") if isinstance(obj, dict) else None
     if isinstance(usage, dict):
         obs.tokens_in = usage.get("prompt_tokens", obs.tokens_in)
         obs.tokens_out = usage.get("completion_tokens", obs.tokens_out)
-    return seen_token
 
 
 def patient_json(answer: Callable[[], bytes], *, first_byte_s: float, obs: _Observation) -> Response:

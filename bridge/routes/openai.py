@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify
 
 from ..errors import ClientRequestError, ModelNotFound
 from ..metrics.instrument import observation
-from ..streaming import sse_passthrough
+from ..streaming import record_usage, sse_passthrough
 from ..translate import catalog
 from .common import Services, call_backend, read_json_object, request_id, require_model_name, resolve_model
 
@@ -63,9 +63,6 @@ def openai_blueprint(services: Services) -> Blueprint:
 
 def _note_usage(content: bytes, obs) -> None:
     try:
-        usage = json.loads(content).get("usage")
-    except (ValueError, AttributeError):
-        return
-    if isinstance(usage, dict):
-        obs.tokens_in = usage.get("prompt_tokens")
-        obs.tokens_out = usage.get("completion_tokens")
+        record_usage(json.loads(content), obs)
+    except ValueError:  # a body that is not JSON is relayed as it is, uncounted
+        pass
