@@ -12,6 +12,7 @@ import shutil as _shutil
 import sys as _sys
 import tempfile as _tempfile
 
+from bridge import worker as _bridge_worker
 from bridge.config import ConfigError as _ConfigError
 from bridge.config import Settings as _Settings
 
@@ -29,7 +30,9 @@ except _ConfigError as _exc:
 
 bind = f"0.0.0.0:{_settings.port}"
 workers = _settings.web_concurrency
-worker_class = "gevent"
+# gevent's worker plus a deadline on each request's line and headers (CLIENT_HEADER_TIMEOUT).
+_bridge_worker.configure(header_timeout_s=_settings.client_header_timeout_s)
+worker_class = "bridge.worker.BridgeWorker"
 # Each open stream holds one greenlet for its whole life: this is the per-worker stream cap.
 worker_connections = _settings.worker_connections
 # For gevent workers this is a heartbeat, not a request limit: long streams are fine.
@@ -40,7 +43,10 @@ graceful_timeout = _settings.graceful_timeout_s
 # are closed by the other side first (no H13/H18 races).
 keepalive = _settings.keepalive_s
 preload_app = False  # patching must happen before requests/ssl are imported (see module docstring)
-max_requests = 0  # recycling cuts streams and leaves metric files behind
+# Off by default. When set, a recycled worker finishes its streams within graceful_timeout and
+# its metric files are folded into the archive (child_exit), so totals stay exact.
+max_requests = _settings.max_requests
+max_requests_jitter = _settings.max_requests_jitter
 forwarded_allow_ips = _settings.forwarded_allow_ips
 accesslog = _settings.access_log  # off by default: the bridge writes its own JSON access line
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}o)s'
@@ -56,14 +62,21 @@ def on_starting(server):
 
 
 def child_exit(server, worker):
-    """Master: drop a dead worker's live gauges (counters stay so totals never go backwards).
+    """Master (main loop, not a signal handler, in gunicorn 27): drop a dead worker's live gauges
+    and fold its counters and histograms into the archive files, so totals never go backwards and
+    the directory does not grow with every worker that ever lived.
 
-    Never record metrics here: a signal-handler update can deadlock on the client's lock
-    (client_python#322).
+    Never record metrics here: the master must not own metric values (client_python#322).
     """
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(worker.pid)
+    from bridge.metrics.archive import fold_dead_worker
+
+    multiprocess.mark_process_dead(worker.pid, _metrics_dir)
+    try:
+        fold_dead_worker(_metrics_dir, worker.pid)
+    except Exception as exc:  # nothing here may take the master down; the files just stay
+        server.log.warning("metrics: could not fold worker %s's files: %r", worker.pid, exc)
 
 
 def post_worker_init(worker):

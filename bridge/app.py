@@ -9,21 +9,25 @@ import time
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from . import __version__
+from . import CLOSE_CONNECTION, __version__
 from .backend_models import BackendModels
 from .config import Settings
 from .errors import BridgeError, RequestTooLarge, Unauthorized, UpstreamError
-from .logs import configure_logging
+from .logs import configure_logging, set_instance
 from .metrics import Metrics
 from .metrics.instrument import install, observation
+from .metrics.push import start_pusher
 from .modelmap import ModelMap
 from .ndjson import json_bytes
-from .routes.auth import bearer_token, matches
+from .routes.anthropic import anthropic_blueprint
+from .routes.auth import inbound_key, matches
 from .routes.common import Services, now_rfc3339
 from .routes.dashboard import dashboard_blueprint
 from .routes.monitoring import monitoring_blueprint
 from .routes.ollama import ollama_blueprint
 from .routes.openai import openai_blueprint
+from .routes.responses_api import responses_blueprint
+from .translate import anthropic as anthropic_api
 from .translate.backend_errors import openai_error_body
 from .upstream import Deadline, UpstreamClient
 
@@ -44,6 +48,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     # DEBUG only turns on debug logs: Flask's debugger is never exposed on a gateway.
     configure_logging("DEBUG" if settings.debug else settings.log_level, settings.log_format)
+    set_instance(settings.instance_name)
     app = Flask("bridge")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes  # chunked uploads without a length too
 
@@ -65,36 +70,56 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.register_blueprint(ollama_blueprint(services))
     app.register_blueprint(openai_blueprint(services))
-    app.register_blueprint(monitoring_blueprint(metrics, token=settings.metrics_token, ready=_ready_check(services)))
+    app.register_blueprint(anthropic_blueprint(services))
+    app.register_blueprint(responses_blueprint(services))
+    app.register_blueprint(monitoring_blueprint(metrics, token=settings.metrics_token, ready=_ready_check(services),
+                                            instance=settings.instance_name))
     app.register_blueprint(dashboard_blueprint(token=settings.metrics_token))
 
     if settings.demo_backend:
         log.warning("no backend configured (OPENAI_API_BASE_URL unset): serving the built-in DEMO backend "
                     "with models 'demo' and 'demo-embed'")
+    # Push mode (PUSHGATEWAY_URL): one elected worker per instance pushes; None when unset.
+    app.extensions["bridge.pusher"] = start_pusher(metrics, url=settings.pushgateway_url,
+                                                   instance=settings.instance_name,
+                                                   interval_s=settings.push_interval_s)
     log.info("bridge ready", extra={"version": __version__, "settings": settings.describe()})
     return app
 
 
 def _guard(settings: Settings):
-    """Size limit (judged from Content-Length, before reading) and inbound bearer keys."""
+    """Inbound keys first, then the size limit: nothing of an unauthenticated body is read."""
     keys = [key.encode() for key in settings.api_keys]
 
     def guard():
+        if keys and not _exempt_from_keys(settings) and not matches(inbound_key(), *keys):
+            _close_after_response()  # its body, possibly huge, is never read: don't drain it
+            raise Unauthorized("missing or invalid API key: send 'Authorization: Bearer <key>' "
+                               "(or 'x-api-key: <key>')")
         length = request.content_length
         if length is not None and length > settings.max_request_bytes:
+            _close_after_response()
             raise RequestTooLarge(f"request body of {length} bytes is over the limit of "
                                   f"{settings.max_request_bytes} bytes (MAX_REQUEST_BYTES)")
         if length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
             _buffer_chunked_body(settings.max_request_bytes)
-        if not keys or request.path in _PUBLIC_PATHS or request.method == "OPTIONS":
-            return None
-        if settings.metrics_token and request.path.startswith(_METRICS_PREFIXES):
-            return None  # the metrics routes check METRICS_TOKEN themselves
-        if not matches(bearer_token(), *keys):
-            raise Unauthorized("missing or invalid API key: send 'Authorization: Bearer <key>'")
         return None
 
     return guard
+
+
+def _exempt_from_keys(settings: Settings) -> bool:
+    if request.path in _PUBLIC_PATHS or request.method == "OPTIONS":
+        return True
+    # The metrics routes check METRICS_TOKEN themselves.
+    return bool(settings.metrics_token) and request.path.startswith(_METRICS_PREFIXES)
+
+
+def _close_after_response() -> None:
+    """Ask the server to close this connection after the response instead of reading the unread
+    body to its end (a request without a body keeps its keep-alive connection)."""
+    if request.content_length or "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        request.environ[CLOSE_CONNECTION] = True
 
 
 def _buffer_chunked_body(limit: int) -> None:
@@ -113,6 +138,7 @@ def _buffer_chunked_body(limit: int) -> None:
         parts.append(data)
         size += len(data)
         if size > limit:
+            _close_after_response()
             raise RequestTooLarge(f"request body is over the limit of {limit} bytes (MAX_REQUEST_BYTES)")
     body = b"".join(parts)
     request.environ["wsgi.input"] = io.BytesIO(body)
@@ -142,6 +168,8 @@ def _register_errors(app: Flask) -> None:
     def respond(status: int, message: str, headers: dict | None = None) -> Response:
         openai_shape = request.path.startswith("/v1/") and not request.path.startswith("/v1/metrics")
         body = openai_error_body(status, message) if openai_shape else {"error": message}
+        if request.path == "/v1/messages" or request.path.startswith("/v1/messages/"):
+            body = anthropic_api.error_body(status, message)  # what the anthropic SDKs parse
         return Response(json_bytes(body), status=status, mimetype="application/json", headers=headers)
 
     @app.errorhandler(BridgeError)

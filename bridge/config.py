@@ -7,8 +7,11 @@ names the variable. Names follow the best-known existing proxy so its users can 
 from __future__ import annotations
 
 import os
+import socket
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from .modelmap import ModelMap
 
@@ -37,7 +40,8 @@ class Settings:
     stream_idle_timeout_s: float = 120.0
     max_retries: int = 2
     retry_backoff_s: float = 0.25
-    model_mapping: Mapping[str, str] = field(default_factory=dict)
+    # "ollama-name" -> "backend-name", or -> {"model": "backend-name", ...facts} (see ModelMap.from_json)
+    model_mapping: Mapping[str, str | dict] = field(default_factory=dict)
     default_model: str | None = None
     log_level: str = "INFO"
     log_format: str = "json"
@@ -50,7 +54,7 @@ class Settings:
     metrics_dir: str | None = None
     metrics_enabled: bool = True
     think_control: str = "reasoning_effort"
-    ollama_version: str = "0.12.6"
+    ollama_version: str = "0.16.1"
     cors_origins: tuple[str, ...] = ()
     pool_maxsize: int = 1000
     web_concurrency: int = field(default_factory=lambda: os.cpu_count() or 2)
@@ -62,6 +66,12 @@ class Settings:
     models_cache_s: float = 30.0
     demo_token_delay_s: float = 0.02
     first_byte_timeout_s: float = 0.0
+    client_header_timeout_s: float = 10.0
+    max_requests: int = 0
+    max_requests_jitter: int = 0
+    instance_name: str = "localhost"
+    pushgateway_url: str | None = None
+    push_interval_s: float = 15.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -89,10 +99,10 @@ class Settings:
             api_keys=env.list("BRIDGE_API_KEYS"),
             metrics_token=env.str("METRICS_TOKEN"),
             metrics_window=env.int("METRICS_WINDOW", 2000, lo=10, hi=1_000_000),
-            metrics_dir=env.str("PROMETHEUS_MULTIPROC_DIR"),
+            metrics_dir=_metrics_dir(env),
             metrics_enabled=env.bool("METRICS_ENABLED", True),
             think_control=env.choice("THINK_CONTROL", "reasoning_effort", _THINK_CONTROLS),
-            ollama_version=_version(env.str("OLLAMA_VERSION") or "0.12.6"),
+            ollama_version=_version(env.str("OLLAMA_VERSION") or "0.16.1"),
             cors_origins=env.list("CORS_ORIGINS"),
             pool_maxsize=env.int("UPSTREAM_POOL_SIZE", 1000, lo=1, hi=100_000),
             web_concurrency=env.int("WEB_CONCURRENCY", os.cpu_count() or 2, lo=1, hi=256),
@@ -106,6 +116,14 @@ class Settings:
             # Heroku's router drops a request with no first byte in 30 s (H12): on a dyno (DYNO is
             # set) non-streamed answers send headers and keep-alive spaces after 20 s by default.
             first_byte_timeout_s=env.float("FIRST_BYTE_TIMEOUT", 20.0 if env.str("DYNO") else 0.0, lo=0.0),
+            # A connection that has not sent its request line and headers by then is dropped
+            # (nginx's name), so slow or idle clients cannot hold a worker's connection slots.
+            client_header_timeout_s=env.float("CLIENT_HEADER_TIMEOUT", 10.0, lo=0.1),
+            max_requests=env.int("MAX_REQUESTS", 0, lo=0),
+            max_requests_jitter=env.int("MAX_REQUESTS_JITTER", 0, lo=0),
+            instance_name=_instance_name(env),
+            pushgateway_url=_url(env, "PUSHGATEWAY_URL"),
+            push_interval_s=env.float("PUSH_INTERVAL", 15.0, lo=1.0),
         )
 
     def describe(self) -> dict:
@@ -125,6 +143,8 @@ class Settings:
             "workers": self.web_concurrency,
             "worker_connections": self.worker_connections,
             "multiprocess_metrics": bool(self.metrics_dir),
+            "instance": self.instance_name,
+            "pushgateway": "set" if self.pushgateway_url else "unset",
         }
 
 
@@ -140,10 +160,61 @@ def _access_log(environ: Mapping[str, str]) -> str | None:
 
 
 def _normalise_base_url(url: str) -> str:
-    url = url.strip().rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"OPENAI_API_BASE_URL must start with http:// or https://, got {url!r}")
+    url = _check_http_url(url.strip().rstrip("/"), "OPENAI_API_BASE_URL")
     return url if url.endswith("/v1") else url + "/v1"
+
+
+def _check_http_url(url: str, name: str) -> str:
+    """``url`` if it is an http(s) URL with a host and a valid port, else ConfigError naming ``name``.
+
+    Caught here, a typo stops the start; caught later, it is a "backend unreachable" on every call.
+    """
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must start with http:// or https://, got {url!r}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError on a bad or out-of-range port
+    except ValueError as exc:
+        raise ConfigError(f"{name} is not a valid URL ({exc}): {url!r}") from None
+    if not parts.hostname:
+        raise ConfigError(f"{name} has no host: {url!r}")
+    if port == 0:
+        raise ConfigError(f"{name} has port 0: {url!r}")
+    return url
+
+
+def _url(env: _Env, name: str) -> str | None:
+    raw = env.str(name)
+    return None if raw is None else _check_http_url(raw.rstrip("/"), name)
+
+
+def _metrics_dir(env: _Env) -> str | None:
+    """PROMETHEUS_MULTIPROC_DIR, checked writable now (or creatable), not at the first worker's fork."""
+    path = env.str("PROMETHEUS_MULTIPROC_DIR")
+    if path is None:
+        return None
+    probe_dir = path
+    while not os.path.isdir(probe_dir):  # the nearest existing ancestor must let us create it
+        if os.path.exists(probe_dir):
+            raise ConfigError(f"PROMETHEUS_MULTIPROC_DIR {path!r} is not a directory")
+        parent = os.path.dirname(os.path.abspath(probe_dir))
+        if parent == probe_dir:
+            break
+        probe_dir = parent
+    try:
+        with tempfile.TemporaryFile(dir=probe_dir):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"PROMETHEUS_MULTIPROC_DIR {path!r} is not writable: {exc.strerror}") from None
+    return path
+
+
+def _instance_name(env: _Env) -> str:
+    """INSTANCE_NAME, else Heroku's DYNO, else the host name: the ``instance`` of a fleet."""
+    name = env.str("INSTANCE_NAME") or env.str("DYNO") or socket.gethostname() or "localhost"
+    if len(name) > 128 or not name.isprintable():
+        raise ConfigError(f"INSTANCE_NAME must be at most 128 printable characters, got {name[:40]!r}...")
+    return name
 
 
 def _version(text: str) -> str:
@@ -153,24 +224,27 @@ def _version(text: str) -> str:
     return text
 
 
-def _model_mapping(env: _Env) -> dict[str, str]:
+def _model_mapping(env: _Env) -> dict[str, str | dict]:
     inline = env.str("MODEL_MAPPING")
     path = env.str("MODEL_MAPPING_FILE")
-    mapping: dict[str, str] = {}
+    mapping: dict[str, str | dict] = {}
     if path:
         try:
             with open(path, encoding="utf-8") as fh:
-                mapping.update(_parse_mapping(fh.read(), "MODEL_MAPPING_FILE"))
+                text = fh.read()
         except OSError as exc:
             raise ConfigError(f"MODEL_MAPPING_FILE: cannot read {path!r}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"MODEL_MAPPING_FILE: {path!r} is not UTF-8 text (byte {exc.start})") from None
+        mapping.update(_parse_mapping(text, "MODEL_MAPPING_FILE"))
     if inline:
         mapping.update(_parse_mapping(inline, "MODEL_MAPPING"))
     return mapping
 
 
-def _parse_mapping(text: str, name: str) -> dict[str, str]:
+def _parse_mapping(text: str, name: str) -> dict[str, str | dict]:
     try:
-        return ModelMap.from_json(text).mapping
+        return ModelMap.from_json(text).entries
     except ValueError as exc:
         raise ConfigError(f"{name}: {exc}") from None
 

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 from flask import g, has_request_context
 
-__all__ = ["access", "configure_logging"]
+__all__ = ["access", "configure_logging", "set_instance"]
 
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and is printed.
 _RESERVED = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "request_id"}
@@ -98,10 +98,20 @@ class _AccessWriter:
 
 
 _access_writer: _AccessWriter | None = None
+_access_extra: dict = {}  # fields every access line carries (set_instance)
+
+
+def set_instance(name: str | None) -> None:
+    """Every access line names the instance (INSTANCE_NAME) that served it: logs of a fleet mix."""
+    _access_extra.clear()
+    if name:
+        _access_extra["instance"] = name
 
 
 def access(fields: dict) -> None:
     """Log the request's access line (fast path once :func:`configure_logging` has run)."""
+    if _access_extra:
+        fields = {**fields, **_access_extra}
     if _access_writer is not None:
         _access_writer.write(fields)
     else:  # the bridge did not set up logging (library use, unit tests): plain logging
@@ -110,13 +120,11 @@ def access(fields: dict) -> None:
 
 def configure_logging(level: str, fmt: str) -> None:
     """Route the ``bridge`` loggers to stdout in the chosen format (idempotent)."""
-    # Our lines never show the caller's file and line, thread or process names: skip collecting
-    # them on every record (the logging HOWTO's "Optimization" section). About a third of the
-    # cost of the per-request access line.
+    # Our lines never show the caller's file and line: skip collecting them on every record (the
+    # logging HOWTO's "Optimization" section). Process and thread ids stay: these switches are
+    # global, and gunicorn's own formats use %(process)d, which fails on None ("--- Logging
+    # error ---" instead of "Worker exiting").
     logging._srcfile = None  # type: ignore[attr-defined]
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
     logger = logging.getLogger("bridge")
     logger.setLevel(level)
     logger.propagate = False

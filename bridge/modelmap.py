@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable
+import math
+from collections.abc import Collection, Iterable, Mapping
 
 from bridge.errors import ClientRequestError
 
-__all__ = ["MAX_KNOWN_LABELS", "OTHER_LABEL", "ModelMap"]
+__all__ = ["CAPABILITIES", "MAX_KNOWN_LABELS", "METADATA_KEYS", "OTHER_LABEL", "ModelMap"]
 
 MAX_KNOWN_LABELS = 50
 # Resolution needs every backend id (catalogues such as OpenRouter list hundreds), but memory
@@ -15,13 +16,33 @@ MAX_KNOWN_LABELS = 50
 _MAX_KNOWN_IDS = 10_000
 _LATEST = ":latest"
 OTHER_LABEL = "other"
+# Ollama's capability names a mapping entry may declare (types/model/capability.go).
+CAPABILITIES = ("completion", "tools", "insert", "vision", "embedding", "thinking", "image", "audio")
+# Per-model facts a mapping entry may declare, and the JSON type each must have.
+METADATA_KEYS = {
+    "family": "string",
+    "parameter_size": "string",
+    "quantization_level": "string",
+    "license": "string",
+    "context_length": "count",
+    "embedding_length": "count",
+    "parameter_count": "count",
+    "size": "bytes",
+    "size_vram": "bytes",
+    "capabilities": "capabilities",
+}
+_MAX_TEXT = 256  # a family or quantization label, not a document
+_MAX_LICENSE = 64 * 1024
 
 
 class ModelMap:
     """Aliases {"ollama-name": "backend-name"} plus the default model; never rewrites the echo."""
 
-    def __init__(self, mapping: dict[str, str] | None = None, default_model: str | None = None) -> None:
-        self._mapping: dict[str, str] = dict(mapping or {})
+    def __init__(self, mapping: Mapping[str, str | Mapping] | None = None, default_model: str | None = None) -> None:
+        # A value is a backend name, or an object {"model": backend name, ...facts} (see from_json).
+        targets, facts = _split_entries(dict(mapping or {}))
+        self._mapping: dict[str, str] = targets
+        self._facts: dict[str, dict] = facts
         self._default = default_model or None
         # Configured names are fixed at start, so they form the static part of the allow-list.
         self._configured: frozenset[str] = frozenset(
@@ -32,13 +53,42 @@ class ModelMap:
 
     @classmethod
     def from_json(cls, text: str, default_model: str | None = None) -> ModelMap:
-        """Build from a flat JSON object; anything else raises ValueError naming the problem."""
-        return cls(_parse_flat_mapping(text), default_model)
+        """Build from a JSON object; anything else raises ValueError naming the problem.
+
+        Each value is a backend model name, or an object with an optional ``"model"`` (the backend
+        name; the key itself when absent) and facts about the model (``METADATA_KEYS``).
+        """
+        return cls(_parse_mapping(text), default_model)
 
     @property
     def mapping(self) -> dict[str, str]:
         """A copy of the configured aliases."""
         return dict(self._mapping)
+
+    @property
+    def entries(self) -> dict[str, str | dict]:
+        """The configuration as given, normalised: a name, or {"model": name, ...facts}."""
+        out: dict[str, str | dict] = {}
+        for alias, target in self._mapping.items():
+            facts = self._facts.get(alias)
+            out[alias] = {"model": target, **facts} if facts else target
+        return out
+
+    def facts(self, requested: str, backend_id: str | None = None) -> dict:
+        """Facts the mapping declares for a requested name (copies; {} when none).
+
+        The entry of the name itself (``m`` and ``m:latest`` alike) wins; facts declared for the
+        backend id (an entry keyed by that id which maps to itself) fill the rest, so aliases of
+        a described model inherit its description.
+        """
+        out: dict = {}
+        if isinstance(backend_id, str) and self._mapping.get(backend_id) == backend_id:
+            out.update(self._facts.get(backend_id, {}))
+        if isinstance(requested, str):
+            for name in (_strip_latest(requested), requested):
+                if name in self._mapping:
+                    out.update(self._facts.get(name, {}))
+        return {k: list(v) if isinstance(v, list) else v for k, v in out.items()}
 
     @property
     def default_model(self) -> str | None:
@@ -128,26 +178,83 @@ def _strip_latest(name: str) -> str:
     return name
 
 
-def _parse_flat_mapping(text: str) -> dict[str, str]:
-    """Parse {"ollama-name": "backend-name", ...}; ValueError with a clear message otherwise."""
+def _parse_mapping(text: str) -> dict[str, str | dict]:
+    """Parse {"ollama-name": "backend-name" | {"model": ..., facts}}; ValueError with a clear message."""
     try:
         data = json.loads(text)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"model mapping is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError(
-            f'model mapping must be a flat JSON object {{"ollama-name": "backend-name"}}, '
+            f'model mapping must be a JSON object {{"ollama-name": "backend-name"}}, '
             f"got a JSON {_json_type(data)}"
         )
-    for key, value in data.items():
-        if not isinstance(value, str):
-            raise ValueError(
-                f"model mapping entry {key!r} must map to a backend model name (a string), "
-                f"got a JSON {_json_type(value)}; nested objects are not supported"
-            )
-        if not key or not value:
-            raise ValueError(f"model mapping entry {key!r}: names must not be empty")
+    _split_entries(data)  # validates
     return data
+
+
+def _split_entries(data: dict) -> tuple[dict[str, str], dict[str, dict]]:
+    """{name: backend} and {name: facts} from configured entries; ValueError on anything invalid."""
+    targets: dict[str, str] = {}
+    facts: dict[str, dict] = {}
+    for key, value in data.items():
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"model mapping entry {key!r}: names must not be empty")
+        if isinstance(value, str):
+            if not value:
+                raise ValueError(f"model mapping entry {key!r}: names must not be empty")
+            targets[key] = value
+            continue
+        if not isinstance(value, Mapping):
+            raise ValueError(
+                f"model mapping entry {key!r} must map to a backend model name (a string) or an object "
+                f'such as {{"model": "backend-name", "context_length": 8192}}, got a JSON {_json_type(value)}'
+            )
+        target = value.get("model", key)
+        if not isinstance(target, str) or not target:
+            raise ValueError(f"model mapping entry {key!r}: \"model\" must be a non-empty backend model name")
+        targets[key] = target
+        declared = {name: _fact(key, name, item) for name, item in value.items() if name != "model"}
+        if declared:
+            facts[key] = declared
+    return targets, facts
+
+
+def _fact(entry: str, name: str, value: object) -> object:
+    """One validated fact of a mapping entry."""
+    kind = METADATA_KEYS.get(name)
+    where = f"model mapping entry {entry!r}: {name!r}"
+    if kind is None:
+        known = ", ".join(["model", *METADATA_KEYS])
+        raise ValueError(f"model mapping entry {entry!r}: unknown key {name!r} (known: {known})")
+    if kind == "string":
+        limit = _MAX_LICENSE if name == "license" else _MAX_TEXT
+        if not isinstance(value, str) or len(value) > limit:
+            raise ValueError(f"{where} must be a string of at most {limit} characters")
+        return value
+    if kind == "capabilities":
+        if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+            raise ValueError(f"{where} must be a list of strings, some of {', '.join(CAPABILITIES)}")
+        unknown = [c for c in value if c not in CAPABILITIES]
+        if unknown:
+            raise ValueError(f"{where}: unknown capability {unknown[0]!r} (known: {', '.join(CAPABILITIES)})")
+        return list(dict.fromkeys(value))
+    number = _whole_number(value)
+    if number is None or number < (0 if kind == "bytes" else 1) or number > 2**63 - 1:
+        what = "a whole number of bytes (0 or more)" if kind == "bytes" else "a positive whole number"
+        raise ValueError(f"{where} must be {what}")
+    return number
+
+
+def _whole_number(value: object) -> int | None:
+    """An int (integral floats accepted), else None; booleans are not numbers here."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            return None
+        return int(value)
+    return value
 
 
 def _json_type(value: object) -> str:

@@ -60,11 +60,12 @@ class StreamClock:
         return first
 
     def timings(self) -> Timings:
+        """The bridge's measurement (docs/ollama-fields.md): load = request received -> sent to the
+        backend, prompt eval = sent -> first token, eval = first token -> end of the backend's
+        stream; each at least 1 ns (the backend's own ``timings`` win over these in the translator)."""
         end = time.monotonic_ns()
-        first = self.first_token_ns or end
-        last = self.last_token_ns or end
-        return Timings(total_ns=max(1, end - self.started_ns), load_ns=max(0, self.sent_ns - self.started_ns),
-                       prompt_eval_ns=max(0, first - self.sent_ns), eval_ns=max(0, last - first))
+        return Timings.measured(started_ns=self.started_ns, sent_ns=self.sent_ns,
+                                first_ns=self.first_token_ns or end, end_ns=end)
 
 
 def ndjson_stream(upstream: UpstreamClient, resp: requests.Response, translator: StreamTranslator,
@@ -94,11 +95,9 @@ def ndjson_stream(upstream: UpstreamClient, resp: requests.Response, translator:
                     yield ndjson_line(chunk)
         if translator.finish_reason is None and not finished:
             raise UpstreamProtocolError("backend closed the stream before it finished")
-        final = translator.finish(clock.timings())
-        if "eval_count" not in final:  # no usage from the backend: count what we forwarded
-            final["eval_count"] = token_chunks
-        obs.tokens_in = final.get("prompt_eval_count")
-        obs.tokens_out = final.get("eval_count")
+        final = translator.finish(clock.timings())  # counts always set: usage, timings, else estimated
+        obs.tokens_in = translator.usage[0]  # metrics count what the backend reported, not the estimate
+        obs.tokens_out = final.get("eval_count")  # (output: the chunks forwarded when it reported none)
         yield ndjson_line(final)
     except BridgeError as exc:
         obs.outcome = exc.outcome

@@ -180,6 +180,9 @@ class UpstreamClient:
         prepared.hooks = {"response": []}
         resp = session.get_adapter(url).send(prepared, stream=stream, timeout=timeout, verify=session.verify,
                                              cert=None, proxies=_NO_PROXIES)
+        # When the status line and headers arrived (monotonic ns): Ollama's prompt_eval_duration
+        # of a non-streamed answer ends here when the backend reports no timings of its own.
+        resp.headers_received_ns = time.monotonic_ns()
         if not stream:
             resp.content  # noqa: B018 - read the body now (what Session.send does without stream=True)
         return resp

@@ -30,18 +30,19 @@ def test_from_json_empty_object_is_fine():
 @pytest.mark.parametrize(
     "text, fragment",
     [
-        ('{"a": {"target": "b"}}', "nested"),  # the documented-but-broken nested format of the peer
+        # The peer's documented-but-broken nested format: objects are facts now, "target" is no fact.
+        ('{"a": {"target": "b"}}', "unknown key 'target'"),
         ('{"a": 1}', "'a'"),
         ('{"a": null}', "string"),
         ('{"a": ["b"]}', "string"),
-        ('["a", "b"]', "flat JSON object"),
-        ('"a"', "flat JSON object"),
+        ('["a", "b"]', "must be a JSON object"),
+        ('"a"', "must be a JSON object"),
         ("{not json", "not valid JSON"),
         ('{"": "b"}', "empty"),
         ('{"a": ""}', "empty"),
     ],
 )
-def test_from_json_rejects_anything_but_flat_strings(text, fragment):
+def test_from_json_rejects_anything_but_names_and_fact_objects(text, fragment):
     with pytest.raises(ValueError) as info:
         ModelMap.from_json(text)
     assert fragment in str(info.value)
@@ -273,3 +274,92 @@ def test_passthrough_empty_model_without_default_left_to_backend():
 
 def test_passthrough_non_string_model_left_to_backend(mm):
     assert mm.to_backend_passthrough({"model": 5}) == {"model": 5}
+
+
+# --- per-model facts (objects in the mapping file) ------------------------------------------------
+
+
+def test_object_entries_map_and_carry_facts():
+    mm = ModelMap.from_json(
+        '{"llama3": {"model": "meta-llama/Llama-3-8B", "context_length": 8192, "parameter_size": "8B",'
+        ' "quantization_level": "Q4_K_M", "family": "llama", "capabilities": ["completion", "tools", "vision"],'
+        ' "size": 4920000000}, "flat": "gpt-4o"}')
+    assert mm.to_backend("llama3") == "meta-llama/Llama-3-8B"
+    assert mm.to_backend("llama3:latest") == "meta-llama/Llama-3-8B"
+    assert mm.to_backend("flat") == "gpt-4o"
+    assert mm.mapping == {"llama3": "meta-llama/Llama-3-8B", "flat": "gpt-4o"}
+    facts = mm.facts("llama3:latest", "meta-llama/Llama-3-8B")
+    assert facts == {"context_length": 8192, "parameter_size": "8B", "quantization_level": "Q4_K_M",
+                     "family": "llama", "capabilities": ["completion", "tools", "vision"], "size": 4920000000}
+    assert mm.facts("flat", "gpt-4o") == {}
+    assert mm.facts("unknown", "unknown") == {}
+
+
+def test_object_without_model_describes_the_backend_id_itself():
+    mm = ModelMap.from_json('{"qwen3:8b": {"context_length": 40960}, "fast": "qwen3:8b"}')
+    assert mm.to_backend("qwen3:8b") == "qwen3:8b"
+    # An alias of a described model inherits the description; its own entry would win.
+    assert mm.facts("fast", "qwen3:8b") == {"context_length": 40960}
+    assert mm.facts("qwen3:8b", "qwen3:8b") == {"context_length": 40960}
+
+
+def test_alias_facts_win_over_the_target_description():
+    mm = ModelMap({"big": {"context_length": 131072}, "small": {"model": "big", "context_length": 8192}})
+    assert mm.facts("small", "big") == {"context_length": 8192}
+
+
+def test_entries_round_trip_through_settings_form():
+    text = '{"a": "b", "c": {"model": "d", "size": 0}, "e": {"capabilities": ["embedding"]}}'
+    entries = ModelMap.from_json(text).entries
+    assert entries == {"a": "b", "c": {"model": "d", "size": 0}, "e": {"model": "e", "capabilities": ["embedding"]}}
+    again = ModelMap(entries)
+    assert again.entries == entries and again.mapping == {"a": "b", "c": "d", "e": "e"}
+
+
+def test_facts_are_copies():
+    mm = ModelMap({"a": {"capabilities": ["completion"]}})
+    mm.facts("a", "a")["capabilities"].append("tools")
+    assert mm.facts("a", "a") == {"capabilities": ["completion"]}
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ('{"a": {"model": ""}}', '"model" must be a non-empty'),
+        ('{"a": {"model": 5}}', '"model" must be a non-empty'),
+        ('{"a": {"context_length": "8k"}}', "'context_length' must be a positive whole number"),
+        ('{"a": {"context_length": 0}}', "positive whole number"),
+        ('{"a": {"context_length": 1.5}}', "positive whole number"),
+        ('{"a": {"context_length": true}}', "positive whole number"),
+        ('{"a": {"size": -1}}', "whole number of bytes"),
+        ('{"a": {"parameter_size": 7}}', "'parameter_size' must be a string"),
+        ('{"a": {"capabilities": "tools"}}', "list of strings"),
+        ('{"a": {"capabilities": ["completion", "teleport"]}}', "unknown capability 'teleport'"),
+        ('{"a": {"ctx": 8192}}', "unknown key 'ctx'"),
+        ('{"a": {"family": "' + "x" * 300 + '"}}', "at most 256"),
+    ],
+)
+def test_fact_objects_are_validated(text, fragment):
+    with pytest.raises(ValueError) as info:
+        ModelMap.from_json(text)
+    assert fragment in str(info.value) and "'a'" in str(info.value)
+
+
+def test_integral_float_facts_are_accepted():
+    mm = ModelMap.from_json('{"a": {"context_length": 8192.0, "size": 0.0}}')
+    assert mm.facts("a", "a") == {"context_length": 8192, "size": 0}
+
+
+def test_fact_objects_travel_through_settings_to_the_app_modelmap(tmp_path):
+    # app.py builds ModelMap(dict(settings.model_mapping)): the facts must survive that path.
+    from bridge.config import ConfigError, Settings
+
+    path = tmp_path / "map.json"
+    path.write_text('{"llama3": {"model": "meta/llama-3", "context_length": 8192}, "a": "x"}')
+    settings = Settings.from_env({"MODEL_MAPPING_FILE": str(path), "MODEL_MAPPING": '{"a": "y"}'})
+    mm = ModelMap(dict(settings.model_mapping))
+    assert mm.mapping == {"llama3": "meta/llama-3", "a": "y"}
+    assert mm.facts("llama3", "meta/llama-3") == {"context_length": 8192}
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"MODEL_MAPPING": '{"a": {"context_length": "big"}}'})
+    assert "MODEL_MAPPING" in str(info.value) and "context_length" in str(info.value)

@@ -17,14 +17,16 @@ def test_ps_lists_recently_used_models_and_stays_bounded(monkeypatch):
     app, services = demo_app()
     c = app.test_client()
     assert c.post("/api/generate", json={"model": "demo", "prompt": "x", "stream": False}).status_code == 200
-    assert [m["name"] for m in c.get("/api/ps").get_json()["models"]] == ["demo"]
+    # Named as Ollama displays them (llama3 -> llama3:latest).
+    assert [m["name"] for m in c.get("/api/ps").get_json()["models"]] == ["demo:latest"]
     # A backend that cannot list its models lets any name through to it: /api/ps must not grow
     # with every name a client invents.
     monkeypatch.setattr(services.models, "ids", lambda *a, **k: None)
     for i in range(200):
         c.post("/api/generate", json={"model": f"made-up-{i}", "prompt": "x", "stream": False})
     names = [m["name"] for m in c.get("/api/ps").get_json()["models"]]
-    assert len(names) == 64 and names[-1] == "made-up-199" and "demo" not in names
+    # Longest time left first, as Ollama sorts: the latest request leads; the oldest were evicted.
+    assert len(names) == 64 and names[0] == "made-up-199:latest" and "demo:latest" not in names
 
 
 def test_demo_backend_answers_through_the_production_path():

@@ -14,7 +14,8 @@ from .collector import Collector
 from .prom import CONTENT_TYPE_LATEST, PromMetrics
 from .records import Record
 from .summary import build_summary
-from .system import process_snapshot
+from ..translate.fallback import ADDED_PARAMS
+from .system import host_snapshot, process_snapshot
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "Record"]
 
@@ -73,6 +74,11 @@ class Metrics:
         except Exception:  # pragma: no cover - defensive
             log.exception("metrics: failed to record a request")
 
+    def param_dropped(self, param: str) -> None:
+        """Count a backend call sent without a field the bridge added (issue 18; bridge/routes/params.py)."""
+        if self.enabled and param in ADDED_PARAMS:
+            self.prom._child(self.prom.param_dropped, param).inc()
+
     def refresh_process(self) -> dict:
         """Read this worker's process figures now (psutil) and publish them."""
         snap = process_snapshot()
@@ -107,6 +113,7 @@ class Metrics:
         live = [r for r in rings if r.alive]
         return {
             "process": this,
+            "host": host_snapshot().as_dict(),  # the machine's figures, sampled at most once a second
             "workers": max(1, len(live)) if self.collector.directory else 1,
             "worker_processes": [
                 {

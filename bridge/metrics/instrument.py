@@ -29,7 +29,8 @@ from ..logs import access
 from . import Metrics
 from .records import Record, outcome_for_status
 
-__all__ = ["DEFAULT_EXCLUDED", "Observation", "install", "observation", "sanitise_request_id"]
+__all__ = ["DEFAULT_EXCLUDED", "KNOWN_METHODS", "Observation", "install", "method_label", "observation",
+           "sanitise_request_id"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,14 @@ _G_OBS = "_bridge_observation"
 _random = random.Random()  # seeded from os.urandom; re-seeded in a forked child so ids never repeat
 os.register_at_fork(after_in_child=_random.seed)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# gunicorn accepts any 3-20 upper-case letters as a method: a label per made-up method would let
+# any client grow every worker's series without bound. Everything else counts as "other".
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    """The ``method`` label: the method itself when standard, else ``other`` (a closed set)."""
+    return method if method in KNOWN_METHODS else "other"
 
 
 def sanitise_request_id(value: str | None) -> str:
@@ -298,7 +307,7 @@ def install(app: Flask, metrics: Metrics, *, excluded_prefixes: Iterable[str] = 
         obs = Observation(
             metrics,
             route=route,
-            method=request.method,
+            method=method_label(request.method),
             request_id=g.request_id,
             bytes_in=request.content_length or 0,
             queue_s=_queue_seconds(request.headers.get("X-Request-Start"), metrics.clock()),

@@ -12,7 +12,9 @@ merges them with a fresh ``CollectorRegistry`` + ``MultiProcessCollector``. Othe
 
 from __future__ import annotations
 
+import glob
 import logging
+import os
 from collections.abc import Iterable
 
 from prometheus_client import (
@@ -28,6 +30,9 @@ from prometheus_client import (
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from ..translate.fallback import ADDED_PARAMS  # the closed set of the ``param`` label
+from .archive import scrape_lock
+from .host import include_host
 from .records import Record
 from .system import ProcessSnapshot
 
@@ -60,9 +65,39 @@ QUEUE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2
 _NO_MODEL = "none"
 
 
+def _param_dropped_counter(registry: CollectorRegistry) -> Counter:
+    """``bridge_upstream_param_dropped_total{param}``: backend calls sent without a field the bridge
+    adds itself, because the backend refused it; every ``param`` of the closed set starts at 0."""
+    counter = Counter(
+        "bridge_upstream_param_dropped_total",
+        "Backend calls sent without a field the bridge adds itself (the backend refused it), by field.",
+        ["param"], registry=registry)
+    for param in ADDED_PARAMS:
+        counter.labels(param)
+    return counter
+
+
 def prometheus_multiprocess() -> bool:
     """True when prometheus_client stores values in per-process files (decided at its import)."""
     return values.ValueClass is not values.MutexValue
+
+
+class _FoldSafeCollector(MultiProcessCollector):
+    """Reads the directory under the shared lock, so a dead worker being folded into the archive
+    (bridge.metrics.archive) is counted exactly once and never half-deleted mid-scrape."""
+
+    def collect(self):
+        with scrape_lock(self._path):
+            files = []
+            for path in glob.glob(os.path.join(self._path, "*.db")):
+                try:
+                    # A worker being born (or killed while being born) has an empty file for an
+                    # instant; prometheus-client's reader would fail the whole scrape on it.
+                    if os.path.getsize(path) >= 8:
+                        files.append(path)
+                except OSError:
+                    continue
+            return list(self.merge(files, accumulate=True))
 
 
 class PromMetrics:
@@ -144,6 +179,11 @@ class PromMetrics:
         self.start_time = Gauge(
             "bridge_process_start_time_seconds", "Start time of this worker, epoch seconds.",
             multiprocess_mode="liveall", registry=r)
+        # Push mode (PUSHGATEWAY_URL, bridge/metrics/push.py): outcome in push.OUTCOMES.
+        self.pushes = Counter(
+            "bridge_pushes_total", "Pushes of the instance's metrics to the Pushgateway, by outcome.",
+            ["outcome"], registry=r)
+        self.param_dropped = _param_dropped_counter(r)
         self.build_info.labels(version).set(1)
 
     # -- writing ---------------------------------------------------------------------------
@@ -214,10 +254,10 @@ class PromMetrics:
 
     def _scrape_registry(self) -> CollectorRegistry:
         if not self.multiprocess:
-            return self.registry
+            return include_host(self.registry)  # bridge_host_* gauges, read at scrape time (host.py)
         registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=self.multiproc_dir)
-        return registry
+        _FoldSafeCollector(registry, path=self.multiproc_dir)
+        return include_host(registry)
 
     def cumulative(self) -> dict:
         """Exact cumulative totals over all workers, for the JSON summary."""

@@ -6,7 +6,7 @@ import hmac
 
 from flask import request
 
-__all__ = ["bearer_token", "matches"]
+__all__ = ["bearer_token", "inbound_key", "matches"]
 
 
 def bearer_token() -> bytes | None:
@@ -15,6 +15,15 @@ def bearer_token() -> bytes | None:
     if header[:7].lower() != "bearer ":
         return None
     return header[7:].strip().encode() or None
+
+
+def inbound_key() -> bytes | None:
+    """The client's key: ``Authorization: Bearer <key>``, else the ``x-api-key`` header that the
+    Anthropic SDKs and tools send (both are accepted on every route)."""
+    token = bearer_token()
+    if token is not None:
+        return token
+    return request.headers.get("x-api-key", "").strip().encode() or None
 
 
 def matches(given: bytes | None, *expected: bytes) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -44,7 +45,7 @@ def read_json_object() -> dict:
     if not raw.strip():
         raise ClientRequestError("request body is empty; expected a JSON object")
     try:
-        body = json.loads(raw, parse_constant=_reject_constant)
+        body = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
     except UnicodeDecodeError:
         raise ClientRequestError("request body is not valid UTF-8") from None
     except json.JSONDecodeError as exc:
@@ -61,6 +62,14 @@ def read_json_object() -> dict:
 def _reject_constant(name: str) -> None:
     # Python's json accepts NaN and Infinity; JSON (and every backend) does not.
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    # 1e400 parses to infinity, which would leave the bridge as the non-JSON token Infinity.
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError(f"number {text[:40]} is out of range for a 64-bit float")
+    return value
 
 
 def require_model_name(body: dict, services: Services, *, keys: tuple[str, ...] = ("model",)) -> str:

@@ -33,9 +33,11 @@ class _BadParam(ValueError):
 
 
 def monitoring_blueprint(
-    metrics: Metrics, *, token: str | None, ready: Callable[[], tuple[bool, str]]
+    metrics: Metrics, *, token: str | None, ready: Callable[[], tuple[bool, str]], instance: str | None = None
 ) -> Blueprint:
+    """``instance`` (INSTANCE_NAME) is named in the summary and in /health: which member of a fleet answered."""
     bp = Blueprint("monitoring", __name__)
+    named = {"instance": instance} if instance else {}
     expected = token.encode() if token else None
 
     def authorised() -> bool:
@@ -88,7 +90,7 @@ def monitoring_blueprint(
             kwargs = summary_args(legacy=legacy)
         except _BadParam as exc:
             return bad(str(exc))
-        resp = jsonify(metrics.summary(**kwargs))
+        resp = jsonify({**named, **metrics.summary(**kwargs)})
         resp.headers["Cache-Control"] = "no-store"
         return resp
 
@@ -135,7 +137,7 @@ def monitoring_blueprint(
 
     @bp.get("/health")
     def health():
-        return jsonify({"status": "ok"})
+        return jsonify({"status": "ok", **named})
 
     @bp.get("/ready")
     def readiness():

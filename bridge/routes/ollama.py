@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify
 from ..errors import ClientRequestError, NotSupported
 from ..metrics.instrument import observation
 from ..ndjson import json_bytes, ndjson_line
+from ..ps_table import PsTable, parse_keep_alive
 from ..streaming import StreamClock, ndjson_stream, patient_json
 from ..translate import catalog, chat, embed, responses
 from ..translate.stream import StreamTranslator
@@ -24,18 +25,18 @@ from .common import (
     require_model_name,
     resolve_model,
 )
+from .params import added_params, call_generation
 
 __all__ = ["ollama_blueprint"]
 
 NDJSON = "application/x-ndjson"
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-_PS_KEEP_S = 300  # how long a used model shows in /api/ps (Ollama's default keep_alive)
-_PS_MAX_MODELS = 64  # names come from clients: keep the list bounded
 
 
 def ollama_blueprint(services: Services) -> Blueprint:
     bp = Blueprint("ollama", __name__)
-    recent_models: dict[str, tuple[str, float]] = {}  # requested name -> (backend id, last use)
+    # Loaded models for /api/ps, one table for all workers (a file in the metrics directory).
+    ps_table = PsTable(services.settings.metrics_dir)
 
     @bp.route("/", methods=["GET", "HEAD"])
     def root():
@@ -62,19 +63,17 @@ def ollama_blueprint(services: Services) -> Blueprint:
         require_listing(services)
         backend = resolve_model(requested, services)
         entry = services.models.entry(backend, request_id())
-        return jsonify(catalog.show_response(requested, backend, entry, modified_at=services.started_at))
+        return jsonify(catalog.show_response(requested, backend, entry, modified_at=services.started_at,
+                                             declared=services.modelmap.facts(requested, backend)))
 
     @bp.get("/api/ps")
     def ps():
-        now = time.time()
-        running = []
-        for name, (backend, used_at) in list(recent_models.items()):
-            if now - used_at > _PS_KEEP_S:
-                recent_models.pop(name, None)
-                continue
-            expires = datetime.fromtimestamp(used_at + _PS_KEEP_S, timezone.utc).isoformat()
-            running.append((name, backend, expires))
-        return jsonify(catalog.ps_response(running))
+        running = ps_table.running()
+        # Sizes and context lengths come from the backend's listing (cached); without one the
+        # mapping file's facts and estimates still answer.
+        listing = services.models.cached(request_id(), services.deadline()) if running else None
+        rows = [(e.name, e.backend_id, _expires_rfc3339(e.expires_at)) for e in running]
+        return jsonify(catalog.ps_response(rows, catalog.model_entries(listing), services.modelmap))
 
     @bp.post("/api/pull")
     def pull():
@@ -119,12 +118,12 @@ def ollama_blueprint(services: Services) -> Blueprint:
         obs = observation()
         obs.model = requested  # labelled (bounded) when recorded
         stream = _stream_flag(body)
+        keep_alive = parse_keep_alive(body.get("keep_alive"))  # a wrong type is a 400, as in Ollama
         reason = chat.short_circuit(kind, body)
         if reason is not None:
-            reply = chat.load_response(kind, model=requested, created_at=now_rfc3339(), done_reason=reason)
-            return Response(ndjson_line(reply), mimetype=NDJSON) if stream else jsonify(reply)
+            return _load(kind, body, requested, reason, keep_alive, stream)
         backend = resolve_model(requested, services)
-        note_recent(requested, backend)
+        ps_table.touch(requested, backend, keep_alive)
         think_control = services.settings.think_control
         if kind == "chat":
             path = "/chat/completions"
@@ -133,37 +132,52 @@ def ollama_blueprint(services: Services) -> Blueprint:
             endpoint, openai_body = chat.generate_request(body, backend, stream=stream, think_control=think_control)
             path = "/chat/completions" if endpoint == "chat" else "/completions"
         keep_thinking = chat.keeps_thinking(body)
+        added = added_params(openai_body, body.get("think"))  # droppable if the backend refuses them
+        prompt_estimate = responses.prompt_tokens_estimate(openai_body)  # counts when it reports none
         sent_ns = time.monotonic_ns()
         if not stream:
             deadline, rid = services.deadline(), request_id()
 
             def answer() -> bytes:
-                resp = call_backend(services, path, openai_body, requested, stream=False, deadline=deadline, rid=rid)
+                resp = call_generation(services, path, openai_body, requested, stream=False, added=added,
+                                       deadline=deadline, rid=rid)
                 data = json_object(resp)
                 end_ns = time.monotonic_ns()
-                timings = responses.Timings(total_ns=end_ns - started_ns, load_ns=sent_ns - started_ns,
-                                            prompt_eval_ns=0, eval_ns=max(1, end_ns - sent_ns))
+                # Without the backend's own timings: prompt eval until the response headers, eval the rest.
+                timings = responses.Timings.measured(started_ns=started_ns, sent_ns=sent_ns, end_ns=end_ns,
+                                                     first_ns=getattr(resp, "headers_received_ns", end_ns))
                 make = responses.chat_response if kind == "chat" else responses.generate_response
                 reply = make(data, model=requested, created_at=now_rfc3339(), timings=timings,
-                             keep_thinking=keep_thinking)
-                obs.tokens_in = reply.get("prompt_eval_count")
-                obs.tokens_out = reply.get("eval_count")
+                             keep_thinking=keep_thinking, prompt_estimate=prompt_estimate)
+                reported_in, reported_out = responses.reported_counts(data)
+                obs.tokens_in = reported_in  # metrics count what the backend reported, not estimates
+                obs.tokens_out = reported_out if reported_out is not None else reply.get("eval_count")
                 return json_bytes(reply)
 
             return patient_json(answer, first_byte_s=services.settings.first_byte_timeout_s, obs=obs)
-        resp = call_backend(services, path, openai_body, requested, stream=True)
+        resp = call_generation(services, path, openai_body, requested, stream=True, added=added)
         translator = StreamTranslator(kind, model=requested, created_at=now_rfc3339, keep_thinking=keep_thinking,
-                                      completions=path == "/completions")
+                                      completions=path == "/completions", prompt_estimate=prompt_estimate)
         clock = StreamClock(started_ns, sent_ns, time.monotonic_ns())
         body_iter = ndjson_stream(services.upstream, resp, translator, obs, clock)
         return Response(obs.stream_wrap(body_iter), mimetype=NDJSON, headers=STREAM_HEADERS)
 
-    def note_recent(requested: str, backend: str) -> None:
-        """Remember a used model for /api/ps (most recent last, bounded)."""
-        recent_models.pop(requested, None)
-        recent_models[requested] = (backend, time.time())
-        if len(recent_models) > _PS_MAX_MODELS:
-            del recent_models[next(iter(recent_models))]
+    def _load(kind: str, body: dict, requested: str, reason: str, keep_alive: float | None, stream: bool):
+        """A load or unload request (no prompt / no messages): checked like any other request (field
+        types, options, the model known to the backend), then answered without inference."""
+        backend = resolve_model(requested, services)  # unknown model: 404, as Ollama answers
+        think_control = services.settings.think_control
+        if kind == "chat":  # the same translation as a real request, its result unused: same 400s
+            chat.chat_request({**body, "messages": [{"role": "user", "content": ""}]}, backend, stream=stream,
+                              think_control=think_control)
+        else:
+            chat.generate_request({**body, "prompt": ""}, backend, stream=stream, think_control=think_control)
+        if reason == "unload":
+            ps_table.remove(requested)
+        else:
+            ps_table.touch(requested, backend, keep_alive)
+        reply = chat.load_response(kind, model=requested, created_at=now_rfc3339(), done_reason=reason)
+        return Response(ndjson_line(reply), mimetype=NDJSON) if stream else jsonify(reply)
 
     @bp.post("/api/embed")
     def embed_route():
@@ -171,8 +185,10 @@ def ollama_blueprint(services: Services) -> Blueprint:
         body = read_json_object()
         requested = require_model_name(body, services)
         observation().model = requested  # labelled (bounded) when recorded
+        keep_alive = parse_keep_alive(body.get("keep_alive"))
         backend = resolve_model(requested, services)
         openai_body = embed.embed_request(body, backend)
+        ps_table.touch(requested, backend, keep_alive)  # Ollama loads it even for an empty input
         if openai_body is None:
             return jsonify(embed.embed_empty_response(requested))
         sent_ns = time.monotonic_ns()
@@ -188,8 +204,10 @@ def ollama_blueprint(services: Services) -> Blueprint:
         body = read_json_object()
         requested = require_model_name(body, services)
         observation().model = requested  # labelled (bounded) when recorded
+        keep_alive = parse_keep_alive(body.get("keep_alive"))
         backend = resolve_model(requested, services)
         openai_body = embed.embeddings_request(body, backend)
+        ps_table.touch(requested, backend, keep_alive)
         if openai_body is None:
             return jsonify({"embedding": []})
         data = _call_json("/embeddings", openai_body, requested)
@@ -209,3 +227,10 @@ def _stream_flag(body: dict) -> bool:
     if not isinstance(value, bool):
         raise ClientRequestError("'stream' must be true or false")
     return value
+
+
+def _expires_rfc3339(expires_at: float) -> str:
+    """RFC 3339 UTC; "forever" as Ollama writes it: now plus Go's longest duration (about 292 years)."""
+    if expires_at == float("inf"):
+        expires_at = time.time() + (2**63 - 1) / 1e9
+    return datetime.fromtimestamp(expires_at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -316,18 +316,20 @@ def _think_fields(think: object, control: str) -> dict:
 
 
 def _logprob_fields(body: dict) -> dict:
-    """logprobs / top_logprobs pass through under the same names."""
+    """logprobs / top_logprobs pass through under the same names, only when logprobs is true: like
+    Ollama, top_logprobs alone means nothing (OpenAI would refuse it without logprobs) and
+    ``logprobs: false`` is the same as absent."""
     out: dict = {}
     logprobs = body.get("logprobs")
-    if logprobs is not None:
-        if not isinstance(logprobs, bool):
-            raise ClientRequestError("logprobs must be a boolean")
-        out["logprobs"] = logprobs
+    if logprobs is not None and not isinstance(logprobs, bool):
+        raise ClientRequestError("logprobs must be a boolean")
     top = body.get("top_logprobs")
-    if top is not None:
-        if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= 20:
-            raise ClientRequestError("top_logprobs must be an integer between 0 and 20")
-        out["top_logprobs"] = top
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= 20):
+        raise ClientRequestError("top_logprobs must be an integer between 0 and 20")
+    if logprobs:
+        out["logprobs"] = True
+        if top is not None:
+            out["top_logprobs"] = top
     return out
 
 

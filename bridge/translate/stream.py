@@ -8,7 +8,10 @@ from collections.abc import Callable
 
 from bridge.errors import UpstreamProtocolError
 from bridge.translate.responses import (
+    CHARS_PER_TOKEN,
+    BackendTimings,
     Timings,
+    backend_timings,
     done_reason,
     logprobs_from_choice,
     metrics,
@@ -32,6 +35,7 @@ class StreamTranslator:
         created_at: Callable[[], str],
         keep_thinking: bool,
         completions: bool = False,
+        prompt_estimate: int = 0,
     ) -> None:
         if kind not in ("chat", "generate"):
             raise ValueError(f"kind must be 'chat' or 'generate', not {kind!r}")
@@ -43,14 +47,30 @@ class StreamTranslator:
         self._calls = _ToolCallBuffer()
         self._prompt_tokens: int | None = None
         self._completion_tokens: int | None = None
+        self._timings: BackendTimings | None = None
+        self._prompt_estimate = prompt_estimate
+        self._pieces = 0  # output deltas forwarded (text, thinking, tool-call fragments, logprobs)
+        self._chars = 0  # output characters forwarded
+        self._logprob_tokens = 0
         self._finished = False
         self.finish_reason: str | None = None
         self.has_output = False
 
     @property
     def usage(self) -> tuple[int | None, int | None]:
-        """(prompt_tokens, completion_tokens) from the backend's usage, None when not (yet) sent."""
-        return self._prompt_tokens, self._completion_tokens
+        """(prompt_tokens, completion_tokens) from the backend's usage, else from its ``timings``
+        counts; None when it sent neither (yet)."""
+        timings = self._timings or BackendTimings()
+        prompt = self._prompt_tokens if self._prompt_tokens is not None else timings.prompt_n
+        completion = self._completion_tokens if self._completion_tokens is not None else timings.eval_n
+        return prompt, completion
+
+    def eval_estimate(self) -> int:
+        """Output tokens when the backend counts none: one per logprob entry when it sent them, else
+        one per delta forwarded (servers stream a token per event), else from the text length."""
+        if self._logprob_tokens:
+            return self._logprob_tokens
+        return self._pieces or -(-self._chars // CHARS_PER_TOKEN)
 
     def feed(self, event: dict) -> list[dict]:
         """One parsed SSE JSON object -> zero or more done:false Ollama chunks."""
@@ -62,6 +82,9 @@ class StreamTranslator:
         if message is not None:
             raise UpstreamProtocolError(message)
         self._take_usage(event.get("usage"))
+        found = backend_timings(event)
+        if found is not None:
+            self._timings = found  # llama-server: on the last chunk; the last one seen wins
         choice = _first_choice(event)
         if choice is None:
             return []  # the usage-only chunk after finish_reason, or a keep-alive
@@ -91,7 +114,8 @@ class StreamTranslator:
         final["done_reason"] = done_reason(self.finish_reason)
         if self._kind == "generate":
             final["context"] = []
-        final.update(metrics(self._prompt_tokens, self._completion_tokens, timings))
+        final.update(metrics(self._prompt_tokens, self._completion_tokens, timings, backend=self._timings,
+                             prompt_estimate=self._prompt_estimate, eval_estimate=self.eval_estimate()))
         return final
 
     def _take_usage(self, usage: object) -> None:
@@ -114,15 +138,21 @@ class StreamTranslator:
             delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
             text = delta.get("content") if isinstance(delta.get("content"), str) else ""
             thinking = reasoning_text(delta) if self._keep_thinking else ""
-            if self._kind == "chat":
+            if self._kind == "chat" and delta.get("tool_calls"):
                 self._calls.add(delta.get("tool_calls"))
-        if not text and not thinking:
-            return None  # role-only / empty deltas carry nothing a client needs
-        chunk = self._base_chunk(text, thinking, done=False)
+                self._pieces += 1
         logprobs = logprobs_from_choice(choice)
+        if not text and not thinking and not logprobs:
+            return None  # role-only / empty deltas carry nothing a client needs
+        # Like Ollama, a chunk that carries only logprobs is still sent (its text may come later).
+        chunk = self._base_chunk(text, thinking, done=False)
         if logprobs:
             chunk["logprobs"] = logprobs
-        self.has_output = True
+            self._logprob_tokens += len(logprobs)
+        if text or thinking:
+            self._pieces += 1
+            self._chars += len(text) + len(thinking)
+            self.has_output = True
         return chunk
 
     def _flush_calls(self) -> list[dict]:

@@ -136,3 +136,72 @@ def test_dashboard_queries_parse(tmp_path):
     (tmp_path / "dashboard_rules.yml").write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
     result = _promtool("check", "rules", "dashboard_rules.yml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- a fleet: several instances, pulled or pushed --------------------------------------------------
+
+
+@needs_promtool
+def test_check_push_config():
+    result = _promtool("check", "config", "prometheus-push.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 rule files found" in result.stdout
+
+
+def test_push_config_keeps_the_pushed_job_and_instance():
+    yaml = pytest.importorskip("yaml")
+    config = yaml.safe_load((DEPLOY / "prometheus-push.yml").read_text())
+    (job,) = config["scrape_configs"]
+    # Without honor_labels every series would get the Pushgateway's address as "instance".
+    assert job["honor_labels"] is True
+    assert config["rule_files"] == ["alerts.yml"]
+    assert _duration_s(config["global"]["scrape_interval"]) <= 15  # <= PUSH_INTERVAL's default
+
+
+def _duration_s(text: str) -> float:
+    m = re.fullmatch(r"(\d+)(ms|s|m)", text)
+    return int(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60}[m.group(2)]
+
+
+_AGGREGATION = re.compile(r"\b(sum|avg|max|min|count)\s*(?:(by|without)\s*\(([^)]*)\))?\s*\(")
+
+
+def _aggregations(expr: str) -> list[tuple[str, str | None, set[str]]]:
+    return [(op, kind, {x.strip() for x in (labels or "").split(",") if x.strip()})
+            for op, kind, labels in _AGGREGATION.findall(expr)]
+
+
+def test_alerts_keep_instances_apart():
+    """Every aggregation in the alert rules keeps the instance label, so with many instances an
+    alert names the one in trouble and healthy instances do not dilute a failing one."""
+    yaml = pytest.importorskip("yaml")
+    groups = yaml.safe_load((DEPLOY / "alerts.yml").read_text())["groups"]
+    checked = 0
+    for rule in (r for g in groups for r in g["rules"]):
+        for op, kind, labels in _aggregations(rule["expr"]):
+            checked += 1
+            keeps = (kind == "by" and "instance" in labels) or (kind == "without" and "instance" not in labels)
+            assert keeps, f"{rule['alert']}: {op} {kind or ''}({', '.join(sorted(labels))}) drops the instance label"
+    assert checked >= 10
+
+
+def test_aggregation_check_is_not_vacuous():
+    assert _aggregations("sum(rate(x[5m]))") == [("sum", "", set())]
+    assert _aggregations("sum by (instance, le) (x)") == [("sum", "by", {"instance", "le"})]
+    assert _aggregations("max without (pid) (x)") == [("max", "without", {"pid"})]
+
+
+def test_dashboard_follows_the_instance_picker():
+    """Every bridge_* selector of every panel is filtered by the $instance variable (one, some or
+    all instances), and the variable lists instances from a series pull and push both have."""
+    board = json.loads((DEPLOY / "grafana-dashboard.json").read_text())
+    variable = next(v for v in board["templating"]["list"] if v["name"] == "instance")
+    assert variable["query"]["query"] == "label_values(bridge_build_info, instance)"
+    assert variable["includeAll"] and variable["multi"]
+    for panel in board["panels"]:
+        for target in panel.get("targets", []):
+            for selector in re.findall(r"\b(bridge_[a-z_]+|push_time_seconds)(\{[^}]*\})?", target["expr"]):
+                assert 'instance=~"$instance"' in selector[1], (panel["title"], target["expr"])
+    joined = "\n".join(t["expr"] for p in board["panels"] for t in p.get("targets", []))
+    assert "sum by (instance) (rate(bridge_http_requests_total" in joined  # the per-instance view
+    assert "push_time_seconds" in joined and "bridge_pushes_total" in joined

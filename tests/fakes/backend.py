@@ -115,6 +115,15 @@ _DEFAULTS: dict[str, Any] = {
     "sse_eol": "\n",           # "\r\n" to use CRLF SSE framing
     "api_key": None,           # require "Authorization: Bearer <api_key>" (401 otherwise)
     "embedding_dim": 8,        # default vector size (request "dimensions" wins)
+    # --- added for issue 18 (Ollama fidelity); defaults keep the old behaviour ---
+    "timings": None,           # True: llama-server style `timings` (auto figures); dict: exactly this object
+    "logprobs": False,         # True: honour the request's logprobs/top_logprobs (chat shape; legacy for /completions)
+    "reject_params": None,     # names: 400 when the request body carries any of them (a strict backend)
+    "reject_message": "Unrecognized request argument supplied: {param}",  # its message ({param}, {model})
+    # --- added for issue 15 (new APIs); the default keeps the old behaviour (404 Invalid URL) ---
+    "responses_api": False,    # True: serve POST /v1/responses natively (text from tokens; faults apply)
+    # --- added for issue 18 (model metadata); the default keeps the old behaviour ---
+    "model_meta": None,        # {id: {extra fields}} merged into that id's /v1/models entry (e.g. llama.cpp "meta")
 }
 
 
@@ -562,7 +571,8 @@ class FakeBackend:
         reasoning_field,
         status, error_body (dict|bytes|str), headers, fail_times, fault (FAULTS), fault_after_tokens,
         huge_bytes, match_path, models, usage_inline, reverse_embeddings, error_event_line, sse_eol,
-        api_key, embedding_dim.
+        api_key, embedding_dim; timings, logprobs, reject_params, reject_message (issue 18);
+        responses_api (issue 15); model_meta (issue 18).
         """
         unknown = set(kw) - set(_DEFAULTS)
         if unknown:
@@ -740,12 +750,13 @@ class FakeBackend:
         if path == "/v1/models":
             if method != "GET":
                 return ctx.respond_json(405, _openai_error(f"method {method} not allowed"), keep)
-            return ctx.respond_json(200, {"object": "list", "data": [self._model_obj(m) for m in models]}, keep)
+            data = [self._model_obj(m, s["model_meta"]) for m in models]
+            return ctx.respond_json(200, {"object": "list", "data": data}, keep)
         if path.startswith("/v1/models/"):
             mid = path[len("/v1/models/"):]
             if mid not in models:
                 return ctx.respond_json(404, self._model_not_found(mid), keep)
-            return ctx.respond_json(200, self._model_obj(mid), keep)
+            return ctx.respond_json(200, self._model_obj(mid, s["model_meta"]), keep)
         if path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings"):
             if method != "POST":
                 return ctx.respond_json(405, _openai_error(f"method {method} not allowed"), keep)
@@ -760,12 +771,65 @@ class FakeBackend:
                 return ctx.respond_json(404, self._model_not_found(model), keep)
             if path == "/v1/embeddings":
                 return self._embeddings(ctx, rec.json, keep)
+            for param in s["reject_params"] or ():
+                if param in rec.json:
+                    msg = s["reject_message"].format(param=param, model=model)
+                    return ctx.respond_json(400, _openai_error(msg, param=param), keep)
             return self._generate(ctx, rec.json, "chat" if path == "/v1/chat/completions" else "text", fault, keep)
+        if path == "/v1/responses" and s["responses_api"] and method == "POST" and isinstance(rec.json, dict):
+            if rec.json.get("model") not in models:
+                return ctx.respond_json(404, self._model_not_found(str(rec.json.get("model"))), keep)
+            return self._responses(ctx, rec.json, fault, keep)
         return ctx.respond_json(404, _openai_error(f"Invalid URL ({method} {path})"), keep)
 
+    def _responses(self, ctx: _Ctx, body: dict, fault: str | None, keep: bool) -> bool:
+        """A native Responses API answer (issue 15): one message item made of the scripted tokens."""
+        s = ctx.s
+        tokens = list(s["tokens"]) if s["tokens"] is not None else list(DEFAULT_TOKENS)
+        n = next(self._ids)
+        rid, mid = f"resp_fake{n}", f"msg_fake{n}"
+        usage = {"input_tokens": s["prompt_tokens"], "input_tokens_details": {"cached_tokens": 0},
+                 "output_tokens": len(tokens), "output_tokens_details": {"reasoning_tokens": 0},
+                 "total_tokens": s["prompt_tokens"] + len(tokens)}
+        part = {"type": "output_text", "text": "".join(tokens), "annotations": []}
+        item = {"id": mid, "type": "message", "status": "completed", "role": "assistant", "content": [part]}
+        base = {"id": rid, "object": "response", "created_at": CREATED, "model": body["model"], "error": None,
+                "incomplete_details": None, "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
+                "metadata": {"served_by": "fake-responses-api"}}
+        final = {**base, "status": "completed", "output": [item], "usage": usage}
+        if body.get("stream") is not True:
+            return ctx.respond_json(200, final, keep)
+        seq = itertools.count()
+        events = [{"type": "response.created", "response": {**base, "status": "in_progress", "output": []}},
+                  {"type": "response.output_item.added", "output_index": 0,
+                   "item": {**item, "status": "in_progress", "content": []}},
+                  {"type": "response.content_part.added", "item_id": mid, "output_index": 0, "content_index": 0,
+                   "part": {**part, "text": ""}}]
+        deltas = [{"type": "response.output_text.delta", "item_id": mid, "output_index": 0, "content_index": 0,
+                   "delta": t} for t in tokens]
+        tail = [{"type": "response.output_text.done", "item_id": mid, "output_index": 0, "content_index": 0,
+                 "text": part["text"]},
+                {"type": "response.output_item.done", "output_index": 0, "item": item},
+                {"type": "response.completed", "response": final}]
+        tracker = ctx.tracker or self._new_tracker(ctx)
+        ctx.send(ctx.status_line(200, [("Content-Type", "text/event-stream; charset=utf-8"),
+                                       ("Transfer-Encoding", "chunked"), ("Connection", "keep-alive")]))
+        k = int(s["fault_after_tokens"])
+        for i, event in enumerate(events + deltas + tail):
+            if fault in _MID_STREAM and i == len(events) + min(k, len(deltas)):
+                return self._mid_fault(ctx, "close_mid_stream" if fault == "error_event" else fault, chunked=True)
+            if i and s["delay_s"] > 0:
+                ctx.hold(s["delay_s"])
+            data = f"event: {event['type']}\ndata: {json.dumps({**event, 'sequence_number': next(seq)})}\n\n"
+            ctx.send(b"%x\r\n%s\r\n" % (len(data.encode()), data.encode()))
+        ctx.send(b"0\r\n\r\n")
+        tracker.done = True
+        return keep
+
     @staticmethod
-    def _model_obj(m: str) -> dict:
-        return {"id": m, "object": "model", "created": CREATED, "owned_by": "fake"}
+    def _model_obj(m: str, meta: dict | None = None) -> dict:
+        extra = (meta or {}).get(m) or {}
+        return {"id": m, "object": "model", "created": CREATED, "owned_by": "fake", **extra}
 
     @staticmethod
     def _model_not_found(m: str) -> dict:
@@ -829,11 +893,13 @@ class FakeBackend:
             usage = None
         ident = f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-fake{next(self._ids)}"
         model = body["model"]
+        timings = _fake_timings(s["timings"], s["prompt_tokens"], len(tokens) + len(reasoning))
+        wanted = _wanted_logprobs(s["logprobs"], body, kind)
         if body.get("stream") is True:
             so = body.get("stream_options") or {}
             include_usage = isinstance(so, dict) and so.get("include_usage") is True
             return self._stream(ctx, kind, ident, model, tokens, reasoning, tool_calls, finish,
-                                usage if include_usage else None, fault, keep)
+                                usage if include_usage else None, fault, keep, timings=timings, logprobs=wanted)
 
         text = "".join(tokens)
         if kind == "chat":
@@ -852,6 +918,10 @@ class FakeBackend:
                    "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish}]}
         if usage is not None:
             out["usage"] = usage
+        if timings is not None:
+            out["timings"] = timings
+        if wanted is not None:
+            out["choices"][0]["logprobs"] = _logprobs_for(kind, tokens, wanted)
         payload = _dumps(out)
 
         if fault == "error_event":
@@ -895,7 +965,8 @@ class FakeBackend:
         raise AssertionError(fault)
 
     def _stream(self, ctx: _Ctx, kind: str, ident: str, model: str, tokens: list[str], reasoning: list[str],
-                tool_calls: list[dict], finish: str, usage: dict | None, fault: str | None, keep: bool) -> bool:
+                tool_calls: list[dict], finish: str, usage: dict | None, fault: str | None, keep: bool,
+                timings: dict | None = None, logprobs: int | None = None) -> bool:
         s = ctx.s
         eol = s["sse_eol"]
         base = {"id": ident, "object": "chat.completion.chunk" if kind == "chat" else "text_completion",
@@ -916,8 +987,11 @@ class FakeBackend:
             events.append((False, chunk({"role": "assistant", "content": ""})))
             for r in reasoning:
                 events.append((True, chunk({s["reasoning_field"]: r})))
-            for t in tokens:
-                events.append((True, chunk({"content": t})))
+            for i, t in enumerate(tokens):
+                ev = chunk({"content": t})
+                if logprobs is not None:
+                    ev["choices"][0]["logprobs"] = {"content": [_logprob_entry(t, i, logprobs)]}
+                events.append((True, ev))
             per_call = []
             for i, tc in enumerate(tool_calls):
                 head = (True, chunk({"tool_calls": [{"index": i, "id": tc["id"], "type": "function",
@@ -933,9 +1007,14 @@ class FakeBackend:
                     events.extend(call_events)
             fin = chunk({}, finish)
         else:
-            for t in tokens:
-                events.append((True, chunk(t)))
+            for i, t in enumerate(tokens):
+                ev = chunk(t)
+                if logprobs is not None:
+                    ev["choices"][0]["logprobs"] = _logprobs_for("text", [t], logprobs, start=i)
+                events.append((True, ev))
             fin = chunk("", finish)
+        if timings is not None:  # llama-server puts them on the chunk that carries finish_reason
+            fin["timings"] = timings
         if usage is not None and s["usage_inline"]:
             fin["usage"] = usage
         events.append((False, fin))
@@ -980,3 +1059,56 @@ class FakeBackend:
         ctx.send(b"0\r\n\r\n")
         tracker.done = True
         return keep
+
+
+# --------------------------------------------------------------------------------------------
+# issue 18 additions: llama-server timings and logprobs
+
+
+def _fake_timings(setting: Any, prompt_n: int, predicted_n: int) -> dict | None:
+    """llama-server's ``timings`` object: None (off), a given dict, or figures derived from the counts."""
+    if setting is None or setting is False:
+        return None
+    if isinstance(setting, dict):
+        return dict(setting)
+    prompt_ms, predicted_ms = 12.5, 20.0 * max(1, predicted_n)
+    return {"prompt_n": prompt_n, "prompt_ms": prompt_ms, "prompt_per_token_ms": prompt_ms / max(1, prompt_n),
+            "prompt_per_second": 1000.0 * prompt_n / prompt_ms, "predicted_n": predicted_n,
+            "predicted_ms": predicted_ms, "predicted_per_token_ms": predicted_ms / max(1, predicted_n),
+            "predicted_per_second": 1000.0 * predicted_n / predicted_ms}
+
+
+def _wanted_logprobs(enabled: bool, body: dict, kind: str) -> int | None:
+    """None when no logprobs are to be sent, else how many alternatives per token."""
+    if not enabled:
+        return None
+    value = body.get("logprobs")
+    if kind == "chat":
+        if value is not True:
+            return None
+        top = body.get("top_logprobs")
+        return top if isinstance(top, int) and not isinstance(top, bool) else 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+def _logprob_entry(token: str, i: int, top: int) -> dict:
+    """One chat-shaped logprob entry; alternatives sorted most likely first."""
+    value = round(-0.125 * (i + 1), 6)
+    entry: dict[str, Any] = {"token": token, "logprob": value, "bytes": list(token.encode("utf-8"))}
+    alternatives = [{"token": token, "logprob": value, "bytes": list(token.encode("utf-8"))}]
+    for j in range(1, top):
+        alt = f"alt{j}é"
+        alternatives.append({"token": alt, "logprob": value - j, "bytes": list(alt.encode("utf-8"))})
+    entry["top_logprobs"] = alternatives[:top]
+    return entry
+
+
+def _logprobs_for(kind: str, tokens: list[str], top: int, start: int = 0) -> dict:
+    """A choice's ``logprobs``: chat shape, or the legacy completions shape."""
+    entries = [_logprob_entry(t, start + i, top) for i, t in enumerate(tokens)]
+    if kind == "chat":
+        return {"content": entries}
+    return {"tokens": tokens, "token_logprobs": [e["logprob"] for e in entries],
+            "top_logprobs": [{a["token"]: a["logprob"] for a in e["top_logprobs"]} for e in entries] if top else None}

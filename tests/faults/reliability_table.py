@@ -6,13 +6,15 @@ Use the ``reliability`` fixture (import it into a test module)::
         reliability.row("stall mid-stream", outcome="200 + error line", sent=[...], delivered=[...])
 
 Pass/fail is taken from the test's own result (the call phase), so a row never claims a pass the
-assertions did not make. The file is rewritten after every recorded test. Rows of tests that did not run
+assertions did not make. Tests never write tracked files: the table is written only when
+``BRIDGE_WRITE_DOCS=1`` (``./scripts/reliability`` sets it), rewritten after every recorded test. Rows of tests that did not run
 in this session are kept from the existing file, so running a subset updates its rows without
 dropping the others.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -36,10 +38,25 @@ class Row:
 
 
 @dataclass
+class HostileRow:
+    test: str
+    attack: str
+    before: str
+    after: str
+    result: str = "?"
+
+
+_HOSTILE_HEADING = "## Hostile traffic"
+
+
+@dataclass
 class _Table:
     rows: dict[str, Row] = field(default_factory=dict)
+    hostile: dict[str, HostileRow] = field(default_factory=dict)
 
     def write(self) -> None:
+        if os.environ.get("BRIDGE_WRITE_DOCS") != "1":
+            return
         kept = [line for (test, kind), line in _existing_rows().items()
                 if not any(r.test == test and r.kind == kind for r in self.rows.values())]
         lines = [
@@ -57,6 +74,21 @@ class _Table:
         rows.sort(key=lambda line: line.rsplit("`", 2)[-2])
         passed = sum("| pass |" in line for line in rows)
         lines += rows + ["", f"{passed} of {len(rows)} rows pass.", ""]
+        kept_hostile = [line for (test, attack), line in _existing_rows(hostile=True).items()
+                        if not any(r.test == test and r.attack == attack for r in self.hostile.values())]
+        hostile = kept_hostile + [_hostile_line(row) for row in self.hostile.values()]
+        hostile.sort(key=lambda line: line.rsplit("`", 2)[-2])
+        lines += [
+            _HOSTILE_HEADING,
+            "",
+            "Attacks on the real gunicorn bridge (`tests/faults/test_hostile.py`): what the attack did",
+            "before the fix (measured on the previous main, quoted from the issue) and what it does now.",
+            "",
+            "| attack | before | after (this run) | verdict | test |",
+            "|---|---|---|---|---|",
+            *hostile,
+            "",
+        ]
         DOC.parent.mkdir(exist_ok=True)
         DOC.write_text("\n".join(lines))
 
@@ -70,13 +102,20 @@ def _line(row: Row) -> str:
             f"{_num(row.duplicated)} | {row.result} | `{row.test}` |")
 
 
-def _existing_rows() -> dict[tuple[str, str], str]:
-    """(test, kind) -> table line, from the file as it stands."""
+def _hostile_line(row: HostileRow) -> str:
+    return (f"| {_cell(row.attack)} | {_cell(row.before)} | {_cell(row.after)} | {row.result} | "
+            f"`{row.test}` |")
+
+
+def _existing_rows(*, hostile: bool = False) -> dict[tuple[str, str], str]:
+    """(test, kind) -> table line of one section, from the file as it stands."""
     if not DOC.exists():
         return {}
     rows = {}
-    for line in DOC.read_text().splitlines():
-        if line.startswith("| ") and line.endswith("` |") and not line.startswith("| fault kind"):
+    text = DOC.read_text()
+    fault_part, _, hostile_part = text.partition(_HOSTILE_HEADING)
+    for line in (hostile_part if hostile else fault_part).splitlines():
+        if line.startswith("| ") and line.endswith("` |") and not line.startswith(("| fault kind", "| attack |")):
             kind = line[2:].split(" | ", 1)[0]
             test = line.rsplit("`", 2)[-2]
             rows[(test, kind)] = line
@@ -114,9 +153,18 @@ class Recorder:
         self._keys.append(key)
         return row
 
+    def hostile(self, attack: str, *, before: str, after: str) -> HostileRow:
+        """One row of the hostile-traffic table; the verdict comes from the test's result."""
+        key = f"{self._nodeid}::hostile::{attack}"
+        row = HostileRow(test=self._nodeid.split("::", 1)[-1], attack=attack, before=before, after=after)
+        _TABLE.hostile[key] = row
+        self._keys.append(key)
+        return row
+
     def _finish(self, passed: bool) -> None:
         for key in self._keys:
-            _TABLE.rows[key].result = "pass" if passed else "FAIL"
+            table = _TABLE.hostile if "::hostile::" in key else _TABLE.rows
+            table[key].result = "pass" if passed else "FAIL"
         if self._keys:
             _TABLE.write()
 

@@ -18,8 +18,10 @@ from bridge.translate.catalog import (
     openai_models_response,
     ps_response,
     pull_response,
+    model_facts,
     show_response,
     tags_response,
+    template_for,
 )
 
 NOW = "2025-07-07T20:22:19.184789Z"
@@ -56,14 +58,14 @@ def test_tags_entry_exact_shape():
         "name": "meta-llama/Llama-3.1-8B-Instruct:latest",
         "model": "meta-llama/Llama-3.1-8B-Instruct:latest",
         "modified_at": "2023-11-14T22:13:20Z",
-        "size": 0,
+        "size": 16_000_000_000,  # estimate: 8B from the id, 16-bit weights (nothing says otherwise)
         "digest": hashlib.sha256(b"meta-llama/Llama-3.1-8B-Instruct").hexdigest(),
         "details": {
             "parent_model": "",
             "format": "gguf",
             "family": "llama",
             "families": ["llama"],
-            "parameter_size": "",
+            "parameter_size": "8B",
             "quantization_level": "",
         },
         "capabilities": ["completion", "tools"],
@@ -211,20 +213,20 @@ def test_show_exact_shape():
     assert body == {
         "modelfile": "FROM Qwen/Qwen2.5-Coder-7B",
         "parameters": "",
-        "template": "{{ .Prompt }}",
+        "template": template_for(["completion", "tools"]),
         "license": "",
         "details": {
             "parent_model": "",
             "format": "gguf",
             "family": "qwen",
             "families": ["qwen"],
-            "parameter_size": "",
+            "parameter_size": "7B",
             "quantization_level": "",
         },
         "model_info": {
             "general.architecture": "qwen",
             "general.basename": "coder",
-            "general.parameter_count": 0,
+            "general.parameter_count": 7_000_000_000,
             "qwen.context_length": 4096,
         },
         "capabilities": ["completion", "tools"],
@@ -294,7 +296,8 @@ def test_ps_parses_with_ollama_client_model():
     first = body["models"][0]
     assert first["model"] == "coder"
     assert HEX64.match(first["digest"])
-    assert first["size"] == 0 and first["size_vram"] == 0
+    # 7B from the id at 16 bits; the backend holds it all on its accelerator as far as we know.
+    assert first["size"] == 14_000_000_000 and first["size_vram"] == first["size"]
     assert first["expires_at"] == expires
     assert first["details"]["family"] == "qwen"
     assert isinstance(first["context_length"], int)
@@ -347,3 +350,175 @@ def test_openai_models_keeps_vendor_extras_and_fills_object():
 def test_openai_models_without_data_is_protocol_error():
     with pytest.raises(UpstreamProtocolError):
         openai_models_response({"error": "x"}, ModelMap())
+
+
+# --- facts: backend metadata, mapping declarations, estimates --------------------------------
+
+LLAMACPP_ENTRY = {
+    "id": "qwen2.5-7b-instruct-q4_k_m.gguf", "object": "model", "owned_by": "llamacpp", "created": 1700000000,
+    "meta": {"vocab_type": 2, "n_vocab": 152064, "n_ctx_train": 32768, "n_ctx": 8192, "n_embd": 3584,
+             "n_params": 7615616512, "size": 4677120000, "ftype": "Q4_K - Medium"},
+}
+
+
+def test_llamacpp_meta_fills_every_field():
+    entry = LLAMACPP_ENTRY
+    body = show_response("qwen", entry["id"], entry, modified_at=NOW)
+    assert body["details"]["parameter_size"] == "7.6B"  # Ollama's rendering of n_params
+    assert body["details"]["quantization_level"] == "Q4_K_M"
+    info = body["model_info"]
+    assert info["general.parameter_count"] == 7615616512
+    assert info["qwen.context_length"] == 8192  # what the server accepts per request, not n_ctx_train
+    assert info["qwen.embedding_length"] == 3584 and info["qwen.vocab_size"] == 152064
+    ShowResponse.model_validate(body)
+    (tag,) = tags_response({"data": [entry]}, ModelMap(), modified_at=NOW)["models"]
+    assert tag["size"] == 4677120000 and tag["details"]["parameter_size"] == "7.6B"
+    (ps,) = ps_response([("qwen", entry["id"], "2099-01-01T00:00:00Z")], {entry["id"]: entry})["models"]
+    assert ps["size"] == ps["size_vram"] == 4677120000 and ps["context_length"] == 8192
+    ProcessResponse.model_validate({"models": [ps]})
+
+
+def test_older_llamacpp_meta_without_runtime_context_uses_training_context():
+    entry = {"id": "m", "meta": {"n_ctx_train": 131072, "n_params": 1000, "size": 5}}
+    assert model_facts("m", entry).context_length == 131072
+
+
+@pytest.mark.parametrize(
+    "ftype, expected",
+    [("Q4_K - Medium", "Q4_K_M"), ("Q5_K - Small", "Q5_K_S"), ("Q3_K - Large", "Q3_K_L"), ("Q8_0", "Q8_0"),
+     ("BF16", "BF16"), ("all F32", "F32"), ("MXFP4 MoE", "MXFP4"), ("IQ2_XXS - 2.0625 bpw", "IQ2_XXS"),
+     ("Q4_0 (guessed)", "Q4_0"), (7, ""), ("", "")],
+)
+def test_llamacpp_ftype_names(ftype, expected):
+    assert model_facts("m", {"meta": {"ftype": ftype}}).quantization_level == expected
+
+
+def test_mapping_declarations_win_over_backend_and_estimates():
+    declared = {"context_length": 16384, "parameter_size": "7B", "quantization_level": "Q8_0", "family": "llama",
+                "capabilities": ["completion", "vision"], "size": 123, "license": "Apache-2.0",
+                "embedding_length": 4096}
+    body = show_response("q", LLAMACPP_ENTRY["id"], LLAMACPP_ENTRY, modified_at=NOW, declared=declared)
+    assert body["details"]["family"] == "llama" and body["details"]["families"] == ["llama"]
+    assert body["details"]["parameter_size"] == "7B" and body["details"]["quantization_level"] == "Q8_0"
+    assert body["model_info"]["general.architecture"] == "llama"
+    assert body["model_info"]["llama.context_length"] == 16384
+    assert body["model_info"]["llama.embedding_length"] == 4096
+    assert body["model_info"]["general.parameter_count"] == 7615616512  # the backend's exact count stays
+    assert body["capabilities"] == ["completion", "vision"]
+    assert ".Tools" not in body["template"]
+    assert body["license"] == "Apache-2.0"
+    (ps,) = ps_response([("q", "b", NOW)], {}, ModelMap({"q": {"model": "b", **declared}}))["models"]
+    assert ps["size"] == 123 and ps["size_vram"] == 123 and ps["context_length"] == 16384
+
+
+def test_declared_size_zero_and_size_vram():
+    facts = model_facts("m-8B", {}, {"size": 0})
+    assert facts.size == 0 and facts.size_vram == 0
+    facts = model_facts("m", {"meta": {"size": 1000}}, {"size_vram": 600})
+    assert facts.size == 1000 and facts.size_vram == 600  # `ollama ps`: 40%/60% CPU/GPU
+
+
+def test_declared_parameter_size_gives_count_and_size_estimate():
+    facts = model_facts("opaque-name", {}, {"parameter_size": "7B", "quantization_level": "Q4_K_M"})
+    assert facts.parameter_count == 7_000_000_000
+    assert facts.size == int(7e9 * 4.85 / 8)
+
+
+@pytest.mark.parametrize(
+    "backend_id, size, quant",
+    [
+        ("meta-llama/Llama-3.1-8B-Instruct", "8B", ""),
+        ("qwen2.5:0.5b", "0.5B", ""),
+        ("gemma-3-270m-it-Q8_0.gguf", "270M", "Q8_0"),
+        ("Qwen/Qwen3-30B-A3B-AWQ", "30B", "AWQ"),  # total, not the active "A3B"
+        ("mlx-community/Llama-3.2-3B-Instruct-4bit", "3B", "INT4"),
+        ("llama3:70b-instruct-q4_K_M", "70B", "Q4_K_M"),
+        ("mistralai/Mixtral-8x7B-Instruct-v0.1", "", ""),  # 8x7B is not 8B nor 7B
+        ("gpt-4o", "", ""),
+        ("model-7b-or-13b", "", ""),  # two sizes: no guess
+        ("bartowski/gemma-2-9b-it-GGUF:IQ3_XXS", "9B", "IQ3_XXS"),
+        ("Qwen2.5-7B-Instruct-fp16", "7B", "F16"),
+    ],
+)
+def test_estimates_from_the_model_id(backend_id, size, quant):
+    details = show_response("x", backend_id, None, modified_at=NOW)["details"]
+    assert details["parameter_size"] == size and details["quantization_level"] == quant
+
+
+def test_no_estimate_leaves_zero_size():
+    facts = model_facts("gpt-4o", {"id": "gpt-4o"})
+    assert facts.size == 0 and facts.size_vram == 0 and facts.parameter_count == 0
+
+
+@pytest.mark.parametrize(
+    "entry, expected",
+    [
+        ({"supported_parameters": ["temperature"]}, ["completion"]),  # OpenRouter: no tools listed
+        ({"supported_parameters": ["tools", "include_reasoning"]}, ["completion", "tools", "thinking"]),
+        ({"capabilities": {"function_calling": False, "vision": True}}, ["completion", "vision"]),  # Mistral
+        ({"capabilities": ["completion", "multimodal"]}, ["completion", "tools", "vision"]),  # llama.cpp
+        ({"type": "embedding"}, ["embedding"]),  # Together
+        ({"architecture": {"input_modalities": ["text"], "output_modalities": ["embeddings"]}}, ["embedding"]),
+    ],
+)
+def test_capabilities_from_backend_hints(entry, expected):
+    assert capabilities("opaque", entry) == expected
+
+
+# --- template and capabilities agree ----------------------------------------------------------
+
+_ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
+
+
+def _template_says(template: str) -> set[str]:
+    """Capabilities as Ollama infers them from a Go template (server/images.go): .Tools -> tools,
+    .Suffix -> insert, .Thinking within a range over .Messages -> thinking."""
+    actions = _ACTION.findall(template)
+    says, blocks = set(), []
+    for action in actions:
+        head = action.split(" ", 1)[0]
+        if re.search(r"(?<![\w)])\.Tools\b", action):
+            says.add("tools")
+        if re.search(r"(?<![\w)])\.Suffix\b", action):
+            says.add("insert")
+        if ".Thinking" in action and any(b.startswith("range .Messages") for b in blocks):
+            says.add("thinking")
+        if head in ("if", "range", "with"):
+            blocks.append(action)
+        elif head == "end":
+            blocks.pop()  # an unbalanced template fails here
+    assert not blocks, template  # every block closed
+    return says
+
+
+@pytest.mark.parametrize(
+    "caps",
+    [["completion"], ["completion", "tools"], ["completion", "tools", "thinking"], ["completion", "thinking"],
+     ["completion", "insert"], ["completion", "tools", "vision", "thinking", "insert"], ["embedding"]],
+)
+def test_template_tells_what_capabilities_say(caps):
+    template = template_for(caps)
+    assert _template_says(template) == set(caps) & {"tools", "insert", "thinking"}
+    if caps == ["embedding"]:
+        assert template == "{{ .Prompt }}"
+    else:
+        assert ".Messages" in template
+
+
+def test_show_template_follows_capabilities():
+    assert ".Tools" in show_response("m", "gpt-4o", None, modified_at=NOW)["template"]
+    embed_show = show_response("e", "nomic-embed-text", None, modified_at=NOW)
+    assert embed_show["template"] == "{{ .Prompt }}" and embed_show["capabilities"] == ["embedding"]
+    body = show_response("m", "m", None, modified_at=NOW, declared={"capabilities": ["completion"]})
+    assert body["capabilities"] == ["completion"] and ".Tools" not in body["template"]
+
+
+def test_digest_is_one_for_both_spellings_in_tags_and_ps():
+    (tag,) = tags_response(models("m1"), ModelMap(), modified_at=NOW)["models"]
+    (ps,) = ps_response([("m1:latest", "m1", NOW)])["models"]
+    assert tag["digest"] == ps["digest"] == digest("m1")
+
+
+def test_ps_without_listing_still_answers_with_estimates():
+    (ps,) = ps_response([("llama3:latest", "meta-llama/Llama-3-8B", NOW)])["models"]
+    assert ps["details"]["parameter_size"] == "8B" and ps["context_length"] == 4096

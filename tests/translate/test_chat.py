@@ -510,7 +510,7 @@ def test_case_8_chat_response():
     out = chat_out(completion())
     assert out == {
         "model": "m1:latest", "created_at": CREATED, "message": {"role": "assistant", "content": "Hello!"},
-        "done": True, "done_reason": "stop", "total_duration": 5_000_000, "load_duration": 0,
+        "done": True, "done_reason": "stop", "total_duration": 5_000_000, "load_duration": 1,
         "prompt_eval_count": 7, "prompt_eval_duration": 1_000_000, "eval_count": 3, "eval_duration": 3_000_000,
     }
     assert out["total_duration"] >= out["eval_duration"] > 0
@@ -519,18 +519,24 @@ def test_case_8_chat_response():
 def test_durations_always_ints():
     out = chat_out(completion(), timings=Timings(total_ns=1.5e6, load_ns=0.0, prompt_eval_ns=2.7, eval_ns=-1))  # type: ignore[arg-type]
     for key in ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration"):
-        assert type(out[key]) is int and out[key] >= 0
+        assert type(out[key]) is int and out[key] >= 1  # never zero (Ollama's own API tests reject 0)
 
 
-def test_counts_omitted_when_usage_missing_and_ints_when_floats():
+# Issue 18: counts are always present ints (estimates when the backend reports none); this test
+# asserted the old behaviour (counts omitted without usage), which crashed frameworks adding them.
+def test_counts_always_ints_estimated_when_usage_missing():
     out = chat_out(completion(usage={}))
-    assert "prompt_eval_count" not in out and "eval_count" not in out
+    assert (out["prompt_eval_count"], out["eval_count"]) == (0, 2)  # no prompt estimate given; "Hello!" -> 2
     resp = completion()
     del resp["usage"]
-    out = chat_out(resp)
-    assert "eval_count" not in out and out["total_duration"] == 5_000_000
+    out = chat_response(resp, model="m1", created_at=CREATED, timings=TIMINGS, keep_thinking=True, prompt_estimate=9)
+    assert (out["prompt_eval_count"], out["eval_count"]) == (9, 2) and out["total_duration"] == 5_000_000
     out = chat_out(completion(usage={"prompt_tokens": 4.0, "completion_tokens": None}))
-    assert out["prompt_eval_count"] == 4 and type(out["prompt_eval_count"]) is int and "eval_count" not in out
+    assert out["prompt_eval_count"] == 4 and type(out["prompt_eval_count"]) is int and out["eval_count"] == 2
+    for value in (float("nan"), float("inf"), -3, True, "5"):
+        out = chat_out(completion(usage={"prompt_tokens": value, "completion_tokens": value}))
+        assert type(out["prompt_eval_count"]) is int and type(out["eval_count"]) is int
+        assert out["prompt_eval_count"] >= 0 and out["eval_count"] >= 0
 
 
 def test_content_null_and_part_lists():
@@ -615,7 +621,7 @@ def test_case_27_generate_response_from_chat_completion():
     out = gen_out(completion())
     assert out == {
         "model": "m1", "created_at": CREATED, "response": "Hello!", "done": True, "done_reason": "stop",
-        "total_duration": 5_000_000, "load_duration": 0, "prompt_eval_count": 7, "prompt_eval_duration": 1_000_000,
+        "total_duration": 5_000_000, "load_duration": 1, "prompt_eval_count": 7, "prompt_eval_duration": 1_000_000,
         "eval_count": 3, "eval_duration": 3_000_000, "context": [],
     }
 
@@ -641,8 +647,9 @@ def test_chat_logprobs_mapped():
     lp = {"content": [{"token": "Hi", "logprob": -0.1, "bytes": [72, 105],
                        "top_logprobs": [{"token": "Hi", "logprob": -0.1}, {"token": "Hey", "logprob": -2.0}]}]}
     out = chat_out(completion(logprobs=lp))
-    assert out["logprobs"] == [{"token": "Hi", "logprob": -0.1, "top_logprobs": [
-        {"token": "Hi", "logprob": -0.1}, {"token": "Hey", "logprob": -2.0}]}]
+    # The backend's bytes are kept; alternatives without bytes get their token's UTF-8 (Ollama's shape).
+    assert out["logprobs"] == [{"token": "Hi", "logprob": -0.1, "bytes": [72, 105], "top_logprobs": [
+        {"token": "Hi", "logprob": -0.1, "bytes": [72, 105]}, {"token": "Hey", "logprob": -2.0, "bytes": [72, 101, 121]}]}]
 
 
 def test_legacy_logprobs_mapped():
@@ -650,11 +657,25 @@ def test_legacy_logprobs_mapped():
         "tokens": ["a", "b"], "token_logprobs": [-1.0, -2.0], "top_logprobs": [{"a": -1.0, "c": -3.0}, None]}}]}
     out = gen_out(resp)
     assert out["logprobs"] == [
-        {"token": "a", "logprob": -1.0, "top_logprobs": [{"token": "a", "logprob": -1.0}, {"token": "c", "logprob": -3.0}]},
-        {"token": "b", "logprob": -2.0},
+        {"token": "a", "logprob": -1.0, "bytes": [97], "top_logprobs": [
+            {"token": "a", "logprob": -1.0, "bytes": [97]}, {"token": "c", "logprob": -3.0, "bytes": [99]}]},
+        {"token": "b", "logprob": -2.0, "bytes": [98]},
     ]
 
 
 def test_responses_are_json_serialisable():
     json.dumps(chat_out(completion({"reasoning": "r", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{}"}}]})))
     json.dumps(gen_out(completion()))
+
+
+def test_top_logprobs_only_with_logprobs():
+    # Issue 18: like Ollama, top_logprobs alone means nothing (OpenAI would refuse it without
+    # logprobs) and logprobs false is the same as absent.
+    out = chat({"messages": USER, "top_logprobs": 3})
+    assert "logprobs" not in out and "top_logprobs" not in out
+    out = chat({"messages": USER, "logprobs": False, "top_logprobs": 3})
+    assert "logprobs" not in out and "top_logprobs" not in out
+    out = chat({"messages": USER, "logprobs": True})
+    assert out["logprobs"] is True and "top_logprobs" not in out
+    _, out = gen({"prompt": "a", "logprobs": True, "top_logprobs": 0})
+    assert (out["logprobs"], out["top_logprobs"]) == (True, 0)

@@ -75,7 +75,7 @@ def test_case_9_content_streams_then_one_final_chunk():
     final = t.finish(TIMINGS)
     assert final == {
         "model": "m1:latest", "created_at": final["created_at"], "message": {"role": "assistant", "content": ""},
-        "done": True, "done_reason": "stop", "total_duration": 9_000, "load_duration": 0, "prompt_eval_count": 7,
+        "done": True, "done_reason": "stop", "total_duration": 9_000, "load_duration": 1, "prompt_eval_count": 7,
         "prompt_eval_duration": 1_000, "eval_count": 3, "eval_duration": 7_000,
     }
     assert t.usage == (7, 3) and t.finish_reason == "stop" and t.has_output
@@ -111,12 +111,15 @@ def test_finish_reason_never_produces_a_done_chunk():
     assert chunks[0]["message"]["content"] == "x"
 
 
-def test_no_usage_means_no_counts_but_int_durations():
-    t = translator()
-    run(t, [delta(content="x"), delta(finish_reason="stop")])
+# Issue 18: this test asserted the old behaviour (no counts without usage), which made frameworks
+# crash with int + None after the whole answer had streamed. Counts are now always ints.
+def test_no_usage_still_gives_int_counts_and_durations():
+    t = StreamTranslator("chat", model="m1", created_at=clock(), keep_thinking=True, prompt_estimate=5)
+    run(t, [delta(content="x"), delta(content="yz"), delta(finish_reason="stop")])
     final = t.finish(TIMINGS)
-    assert "eval_count" not in final and "prompt_eval_count" not in final
-    assert all(type(final[k]) is int for k in ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration"))
+    assert (final["prompt_eval_count"], final["eval_count"]) == (5, 2)  # estimate; one token per delta
+    assert all(type(final[k]) is int and final[k] >= 1
+               for k in ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration"))
     assert t.usage == (None, None)
 
 
@@ -229,7 +232,8 @@ def test_stream_logprobs_attached():
     event = delta(content="Hi")
     event["choices"][0]["logprobs"] = {"content": [{"token": "Hi", "logprob": -0.5, "top_logprobs": []}]}
     chunks = run(t, [event])
-    assert chunks[0]["logprobs"] == [{"token": "Hi", "logprob": -0.5, "top_logprobs": []}]
+    # bytes derived from the token when the backend sends none; an empty top_logprobs is left out (Ollama omits it)
+    assert chunks[0]["logprobs"] == [{"token": "Hi", "logprob": -0.5, "bytes": [72, 105]}]
 
 
 # --------------------------------------------------------------------------- tool calls (cases 20, 21)
@@ -368,3 +372,51 @@ def test_unusable_events_are_protocol_errors(event):
 def test_unknown_kind_rejected():
     with pytest.raises(ValueError):
         StreamTranslator("embed", model="m", created_at=clock(), keep_thinking=True)
+
+
+# --------------------------------------------------------------------------- issue 18
+
+
+def test_llama_server_timings_on_the_last_chunk_win():
+    t = translator()
+    last = delta(finish_reason="stop")
+    last["timings"] = {"prompt_n": 9, "prompt_ms": 1.5, "predicted_n": 2, "predicted_ms": 4.0}
+    run(t, [delta(content="a"), delta(content="b"), last])
+    final = t.finish(Timings(total_ns=100, load_ns=1, prompt_eval_ns=50, eval_ns=40))
+    assert (final["prompt_eval_duration"], final["eval_duration"]) == (1_500_000, 4_000_000)
+    assert (final["prompt_eval_count"], final["eval_count"]) == (9, 2)  # no usage: timings' counts
+    assert final["total_duration"] >= 5_500_000
+    assert t.usage == (9, 2)
+
+
+def test_usage_beats_timings_counts():
+    t = translator()
+    last = delta(finish_reason="stop")
+    last["timings"] = {"prompt_n": 1, "predicted_n": 1}
+    run(t, [delta(content="a"), last, usage(30, 5)])
+    final = t.finish(TIMINGS)
+    assert (final["prompt_eval_count"], final["eval_count"]) == (30, 5)
+
+
+def test_logprobs_only_chunk_is_sent_and_counts_tokens():
+    t = translator(kind="generate")
+    event = delta(content="")
+    event["choices"][0]["logprobs"] = {"content": [{"token": "\ufffd", "logprob": -0.2, "bytes": [226, 156]}]}
+    second = delta(content="✓")
+    second["choices"][0]["logprobs"] = {"content": [{"token": "\ufffd", "logprob": -0.3, "bytes": [147]}]}
+    chunks = run(t, [event, second, delta(finish_reason="stop")])
+    assert [c["response"] for c in chunks] == ["", "✓"]
+    assert [c["logprobs"][0]["bytes"] for c in chunks] == [[226, 156], [147]]
+    final = t.finish(TIMINGS)
+    assert final["eval_count"] == 2 and "logprobs" not in final
+
+
+def test_no_usage_counts_tool_call_fragments_and_text_length():
+    t = translator()
+    run(t, [tool_delta(index=0, id="c1", name="f", arguments='{"a"'), tool_delta(index=0, arguments=": 1}"),
+            delta(finish_reason="tool_calls")])
+    final = t.finish(TIMINGS)
+    assert final["eval_count"] == 2 and type(final["prompt_eval_count"]) is int
+    t = translator()
+    run(t, [delta(finish_reason="stop")])
+    assert t.finish(TIMINGS)["eval_count"] == 0  # nothing generated, still an int

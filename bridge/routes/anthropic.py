@@ -1,0 +1,85 @@
+"""Anthropic Messages API (``/v1/messages``, ``/v1/messages/count_tokens``) on chat-completions backends.
+
+Errors on these paths are rendered in Anthropic's shape by the app's error handler; inbound keys
+may come as ``x-api-key`` or ``Authorization: Bearer`` (``routes/auth.py``); ``anthropic-version``
+and ``anthropic-beta`` headers are accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, Response, g
+
+from ..errors import ClientRequestError
+from ..metrics.instrument import observation
+from ..ndjson import json_bytes
+from ..stream_events import event_stream
+from ..translate import anthropic
+from ..translate.anthropic_stream import MessagesStream
+from ..upstream import json_object
+from .common import Services, read_json_object, require_model_name, resolve_model
+from .params import added_params, call_generation
+
+__all__ = ["anthropic_blueprint"]
+
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def anthropic_blueprint(services: Services) -> Blueprint:
+    bp = Blueprint("anthropic", __name__)
+
+    @bp.after_request
+    def request_id_header(response: Response) -> Response:
+        # The anthropic SDKs read the id of a failed call from "request-id".
+        if "request_id" in g:
+            response.headers["request-id"] = g.request_id
+        return response
+
+    @bp.post("/v1/messages")
+    def messages():
+        body = read_json_object()
+        requested = require_model_name(body, services)
+        obs = observation()
+        obs.model = requested  # labelled (bounded) when recorded
+        stream = _flag(body, "stream")
+        backend = resolve_model(requested, services)
+        openai_body = anthropic.messages_request(body, backend, stream=stream,
+                                                 think_control=services.settings.think_control)
+        message_id = f"msg_{uuid.uuid4().hex[:24]}"
+        stop = anthropic.stop_sequences(body)
+        keep_thinking = anthropic.keeps_thinking(body)
+        thinking = body.get("thinking")
+        think = thinking.get("type") != "disabled" if isinstance(thinking, dict) else None
+        # Fields the bridge added (stream_options, reasoning controls) are dropped if the backend refuses them.
+        resp = call_generation(services, "/chat/completions", openai_body, requested, stream=stream,
+                               added=added_params(openai_body, think))
+        if not stream:
+            reply = anthropic.messages_response(json_object(resp), model=requested, message_id=message_id,
+                                                stop=stop, keep_thinking=keep_thinking)
+            obs.tokens_in = reply["usage"].get("input_tokens")
+            obs.tokens_out = reply["usage"].get("output_tokens")
+            return Response(json_bytes(reply), mimetype="application/json")
+        translator = MessagesStream(message_id=message_id, model=requested, stop=stop, keep_thinking=keep_thinking)
+        events = event_stream(services.upstream, resp, translator, obs,
+                              on_error=lambda message, exc: translator.error(message, exc.status))
+        return Response(obs.stream_wrap(events), mimetype="text/event-stream", headers=_SSE_HEADERS)
+
+    @bp.post("/v1/messages/count_tokens")
+    def count_tokens():
+        body = read_json_object()
+        requested = require_model_name(body, services)
+        observation().model = requested
+        resolve_model(requested, services)  # an unknown model is a 404 here too
+        return Response(json_bytes({"input_tokens": anthropic.count_tokens(body)}), mimetype="application/json")
+
+    return bp
+
+
+def _flag(body: dict, name: str) -> bool:
+    value = body.get(name, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ClientRequestError(f"{name}: must be a boolean")
+    return value

@@ -1,0 +1,130 @@
+"""OpenAI Responses API (``/v1/responses``): passed through when the backend serves it, else translated.
+
+The first call to a backend tries its own ``/v1/responses``. A 404 (or 405/501) that is not about
+the model means the backend lacks the route: that request and the following ones are translated
+onto chat completions, and the answer is remembered per backend (bounded; re-probed after
+``_RECHECK_S``, so an upgraded backend is noticed). Nothing is stored: ``store`` is accepted and
+ignored, and ``previous_response_id`` is refused on the translated path (there is no state to
+continue from).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import OrderedDict
+
+from flask import Blueprint, Response
+
+from ..errors import ClientRequestError, UpstreamHTTPError
+from ..metrics.instrument import observation
+from ..ndjson import json_bytes
+from ..stream_events import event_stream, record_responses_usage, responses_passthrough
+from ..translate import responses_api
+from ..translate.backend_errors import model_not_found_in_body
+from ..upstream import json_object
+from .common import Services, call_backend, read_json_object, require_model_name, resolve_model
+from .params import added_params, call_generation
+
+__all__ = ["ResponsesSupport", "responses_blueprint"]
+
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_RECHECK_S = 600.0
+_MISSING_ROUTE = frozenset({404, 405, 501})
+
+
+class ResponsesSupport:
+    """Which backends serve ``/v1/responses`` themselves: backend key -> (served, when learned).
+
+    Keys are backend identities from the configuration (never client input), and the map is
+    still bounded (oldest forgotten first).
+    """
+
+    def __init__(self, *, max_entries: int = 64, recheck_s: float = _RECHECK_S, clock=time.monotonic) -> None:
+        self._known: OrderedDict[str, tuple[bool, float]] = OrderedDict()
+        self._max = max_entries
+        self._recheck_s = recheck_s
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def native(self, backend: str) -> bool | None:
+        """True/False when known, None when it should be (re)probed."""
+        with self._lock:
+            entry = self._known.get(backend)
+        if entry is None:
+            return None
+        served, at = entry
+        if not served and self._clock() - at > self._recheck_s:
+            return None
+        return served
+
+    def remember(self, backend: str, served: bool) -> None:
+        with self._lock:
+            self._known.pop(backend, None)
+            self._known[backend] = (served, self._clock())
+            while len(self._known) > self._max:
+                self._known.popitem(last=False)
+
+
+def responses_blueprint(services: Services, support: ResponsesSupport | None = None) -> Blueprint:
+    bp = Blueprint("responses_api", __name__)
+    support = support or ResponsesSupport()
+    backend_key = services.settings.backend_url
+
+    @bp.post("/v1/responses")
+    def create():
+        body = read_json_object()
+        requested = require_model_name(body, services)
+        obs = observation()
+        obs.model = requested  # labelled (bounded) when recorded
+        stream = body.get("stream", False)
+        if stream is None:
+            stream = False
+        if not isinstance(stream, bool):
+            raise ClientRequestError("'stream' must be a boolean")
+        backend = resolve_model(requested, services)
+        if support.native(backend_key) is not False:
+            forwarded = services.modelmap.to_backend_passthrough({**body, "model": requested})
+            try:
+                resp = call_backend(services, "/responses", forwarded, requested, stream=stream)
+            except UpstreamHTTPError as exc:
+                if exc.status not in _MISSING_ROUTE or model_not_found_in_body(exc.message):
+                    raise
+                support.remember(backend_key, False)
+            else:
+                support.remember(backend_key, True)
+                if stream:
+                    return Response(obs.stream_wrap(responses_passthrough(services.upstream, resp, obs)),
+                                    mimetype="text/event-stream", headers=_SSE_HEADERS)
+                try:
+                    record_responses_usage(json.loads(resp.content), obs)
+                except ValueError:  # relayed as it is, uncounted
+                    pass
+                return Response(resp.content, status=resp.status_code,
+                                content_type=resp.headers.get("Content-Type", "application/json"))
+        return _translated(body, requested, backend, stream)
+
+    def _translated(body: dict, requested: str, backend: str, stream: bool) -> Response:
+        obs = observation()
+        openai_body = responses_api.responses_request(body, backend, stream=stream,
+                                                      think_control=services.settings.think_control)
+        base = responses_api.response_object(body, response_id=f"resp_{uuid.uuid4().hex}",
+                                             created_at=int(time.time()), model=requested)
+        effort = body["reasoning"].get("effort") if isinstance(body.get("reasoning"), dict) else None
+        keep_reasoning = effort != "none"
+        # Fields the bridge added (stream_options, reasoning controls) are dropped if the backend refuses them.
+        resp = call_generation(services, "/chat/completions", openai_body, requested, stream=stream,
+                               added=added_params(openai_body, None if effort is None else effort != "none"))
+        if not stream:
+            reply = responses_api.responses_response(json_object(resp), base=base, keep_reasoning=keep_reasoning)
+            obs.tokens_in = reply["usage"]["input_tokens"]
+            obs.tokens_out = reply["usage"]["output_tokens"]
+            return Response(json_bytes(reply), mimetype="application/json")
+        translator = responses_api.ResponsesStream(base=base, keep_reasoning=keep_reasoning)
+        events = event_stream(services.upstream, resp, translator, obs,
+                              on_error=lambda message, exc: translator.failed(message))
+        return Response(obs.stream_wrap(events), mimetype="text/event-stream", headers=_SSE_HEADERS)
+
+    return bp

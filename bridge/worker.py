@@ -1,0 +1,128 @@
+"""The gunicorn worker: gevent's, plus a deadline on reading a request's line and headers.
+
+gunicorn's async workers wait for a request (line + headers) for up to ``keepalive`` seconds, the
+same bound for an idle keep-alive connection and for a client that is dribbling its headers. A
+bridge exposed without nginx then lets slow or silent clients hold a worker's connection slots for
+95 s each. This worker keeps the long idle wait between requests on a reused connection (nginx and
+Heroku's router must be the side that closes idle pooled connections), but gives every request at
+most ``CLIENT_HEADER_TIMEOUT`` seconds from its first byte to its last header byte, and a new
+connection that many seconds for its first request (nginx's ``client_header_timeout``).
+
+Imported by the gunicorn master (it resolves the worker class): keep it free of requests/ssl
+imports, like ``gunicorn.conf.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+import gevent
+from gunicorn.workers.ggevent import GeventWorker
+
+from . import CLOSE_CONNECTION
+
+__all__ = ["BridgeWorker", "HeaderDeadlineSocket", "configure"]
+
+_header_timeout_s = 10.0
+
+
+def configure(*, header_timeout_s: float) -> None:
+    """Set from ``gunicorn.conf.py`` (which read the settings) before the workers fork."""
+    global _header_timeout_s
+    _header_timeout_s = header_timeout_s
+
+
+class HeaderTimeout(Exception):
+    """A request's line and headers did not arrive in time; the connection is dropped."""
+
+
+class HeaderDeadlineSocket:
+    """A client socket whose reads are bounded while a request head is being parsed.
+
+    ``arm()`` before parsing a request, ``disarm()`` after. While armed, the wait for the first
+    byte is bounded by ``idle_s`` and the rest of the head by ``header_s`` from that first byte.
+    Body reads (disarmed) are not bounded here. Everything else is the wrapped socket's.
+    """
+
+    __slots__ = ("_sock", "_idle_s", "_header_s", "_deadline", "_armed", "served")
+
+    def __init__(self, sock) -> None:
+        self._sock = sock
+        self.served = False  # a request head was read whole on this connection
+        self._idle_s = 0.0
+        self._header_s = 0.0
+        self._deadline: float | None = None
+        self._armed = False
+
+    def arm(self, *, idle_s: float, header_s: float) -> None:
+        self._idle_s, self._header_s = idle_s, header_s
+        self._deadline = None
+        self._armed = True
+
+    def disarm(self) -> None:
+        self._armed = False
+        self._deadline = None
+
+    def recv(self, size: int, *args) -> bytes:
+        if not self._armed:
+            return self._sock.recv(size, *args)
+        first = self._deadline is None
+        limit_s = self._idle_s if first else self._deadline - time.monotonic()
+        if limit_s <= 0:
+            raise HeaderTimeout()
+        with gevent.Timeout(limit_s, HeaderTimeout):
+            data = self._sock.recv(size, *args)
+        if first and data:
+            self._deadline = time.monotonic() + self._header_s
+        return data
+
+    def __getattr__(self, name: str):
+        return getattr(self._sock, name)
+
+
+class BridgeWorker(GeventWorker):
+    """gunicorn's gevent worker with a request-head deadline (see the module docstring), which also
+    closes a connection when the app asks (``CLOSE_CONNECTION``: a rejected body left unread, which
+    gunicorn would otherwise read to its end before the next request)."""
+
+    def load_wsgi(self):
+        super().load_wsgi()
+        app = self.wsgi
+
+        def close_aware(environ, start_response):
+            result = app(environ, start_response)
+            if environ.get(CLOSE_CONNECTION):
+                response = getattr(start_response, "__self__", None)  # gunicorn's http.wsgi.Response
+                force_close = getattr(response, "force_close", None)
+                if force_close is not None:
+                    force_close()  # before the headers go out: they say "Connection: close"
+            return result
+
+        self.wsgi = close_aware
+
+    def handle(self, listener, client, addr):
+        conn = HeaderDeadlineSocket(client)
+        gevent.getcurrent()._bridge_conn = conn  # read by timeout_ctx, on this connection's greenlet
+        super().handle(listener, conn, addr)
+
+    @contextmanager
+    def timeout_ctx(self):
+        conn: HeaderDeadlineSocket | None = getattr(gevent.getcurrent(), "_bridge_conn", None)
+        if conn is None:  # not one of our connections: gunicorn's own behaviour
+            with super().timeout_ctx():
+                yield
+            return
+        header_s = _header_timeout_s
+        # The first request on a connection gets the header deadline for its first byte too; a
+        # reused one may stay idle as long as keep-alive allows.
+        idle_s = max(float(self.cfg.keepalive), header_s) if conn.served else header_s
+        conn.arm(idle_s=idle_s, header_s=header_s)
+        try:
+            yield
+            conn.served = True
+        except HeaderTimeout:
+            # Swallowed: the parse yields no request, so gunicorn closes the connection quietly.
+            self.log.debug("request head not received in %.1f s: connection closed", header_s)
+        finally:
+            conn.disarm()
