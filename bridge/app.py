@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 from . import CLOSE_CONNECTION, __version__
 from .backend_models import BackendModels
 from .config import Settings
-from .errors import BridgeError, RequestTooLarge, Unauthorized, UpstreamError
+from .errors import BridgeError, ClientRequestError, RequestTooLarge, Unauthorized, UpstreamError
 from .logs import configure_logging, set_instance
 from .metrics import Metrics
 from .metrics.instrument import install, observation
@@ -132,7 +132,11 @@ def _buffer_chunked_body(limit: int) -> None:
     parts: list[bytes] = []
     size = 0
     while True:
-        data = stream.read(min(64 * 1024, limit + 1 - size))
+        try:
+            data = stream.read(min(64 * 1024, limit + 1 - size))
+        except Exception as exc:  # the server's chunk parser: bad chunk size, missing CRLF, cut short
+            _close_after_response()  # where the next request would start is unknown
+            raise ClientRequestError(f"malformed chunked request body ({type(exc).__name__})") from None
         if not data:
             break
         parts.append(data)

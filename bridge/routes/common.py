@@ -45,7 +45,8 @@ def read_json_object() -> dict:
     if not raw.strip():
         raise ClientRequestError("request body is empty; expected a JSON object")
     try:
-        body = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+        body = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float,
+                          parse_int=_int64)
     except UnicodeDecodeError:
         raise ClientRequestError("request body is not valid UTF-8") from None
     except json.JSONDecodeError as exc:
@@ -62,6 +63,15 @@ def read_json_object() -> dict:
 def _reject_constant(name: str) -> None:
     # Python's json accepts NaN and Infinity; JSON (and every backend) does not.
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _int64(text: str) -> int:
+    # Ollama (Go) and OpenAI-compatible servers read integers as 64-bit: a bigger one is a 400
+    # there, so it is one here too, not a request the backend may mis-read.
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"number {text[:40]} is out of range for a 64-bit integer")
+    return value
 
 
 def _finite_float(text: str) -> float:

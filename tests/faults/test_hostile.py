@@ -268,7 +268,8 @@ OVERFLOW_CASES = [
 ]
 
 
-@pytest.mark.parametrize("number", ["1e400", "-1e400", "NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "NaN", "Infinity", "-Infinity", "9223372036854775808",
+                                    "-9223372036854775809", "1" * 5000])
 @pytest.mark.parametrize("path,template", OVERFLOW_CASES, ids=[c[0] for c in OVERFLOW_CASES])
 def test_numbers_that_are_not_json_never_reach_the_backend(bridge, backend, path, template, number):
     raw = json.dumps(template).replace('"@"', number)
@@ -280,13 +281,14 @@ def test_numbers_that_are_not_json_never_reach_the_backend(bridge, backend, path
         message = body["error"]["message"]
     else:
         message = body["error"]
-    assert isinstance(message, str) and ("out of range" in message or "not valid JSON" in message), message
+    assert isinstance(message, str) and ("out of range" in message or "not valid JSON" in message
+                                         or "digits" in message), message
     assert not [r for r in backend.requests if r.path.endswith(("/completions", "/embeddings"))]
 
 
 def test_overflow_row(reliability):
     """Summary row for the table (the cases above are the test)."""
-    reliability.hostile("1e400 / -1e400 / NaN / Infinity in any number, 6 routes",
+    reliability.hostile("1e400 / -1e400 / NaN / Infinity / 2**63 / 5,000-digit integers in any number, 6 routes",
                         before="1e400 forwarded on /v1 as the non-JSON token Infinity",
                         after="400 in the route's own error format; the backend gets nothing")
 
@@ -484,3 +486,31 @@ def test_gunicorn_refuses_an_unwritable_metrics_dir(tmp_path):
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=30)
     assert done.returncode != 0
     assert "PROMETHEUS_MULTIPROC_DIR" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+# -- malformed framing -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw,status", [
+    (b"POST /api/chat HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", b"400"),
+    (b"POST /api/chat HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcdeXX", b"400"),
+    (b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", b"400"),
+    (b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", b"400"),
+    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", b"414"),
+    (b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(300)) + b"\r\n", b"431"),
+], ids=["bad-chunk-size", "chunk-without-crlf", "cl-and-te", "negative-cl", "long-line", "300-headers"])
+def test_malformed_framing_is_a_clean_4xx(bridge, raw, status):
+    sock = socket.create_connection(("127.0.0.1", bridge.port), timeout=10)
+    try:
+        sock.sendall(raw)
+        data = b""
+        while b"\r\n" not in data:
+            more = sock.recv(4096)
+            if not more:
+                break
+            data += more
+    finally:
+        sock.close()
+    assert data.split(b"\r\n", 1)[0].split(b" ")[1] == status, data[:200]
+    assert b"Traceback" not in data and b"internal error" not in data
+    assert "InvalidChunkSize" not in bridge.log() and "unexpected error" not in bridge.log()
