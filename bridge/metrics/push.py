@@ -300,7 +300,10 @@ def start_pusher(metrics, *, url: str | None, instance: str, interval_s: float) 
     ``metrics`` is the worker's :class:`bridge.metrics.Metrics`. The last push is made at
     interpreter exit.
     """
-    if not url or not getattr(metrics, "enabled", False):
+    if not url:
+        return None
+    if not getattr(metrics, "enabled", False):
+        log.warning("PUSHGATEWAY_URL is set but METRICS_ENABLED=false: nothing is pushed")
         return None
     prom = metrics.prom
 

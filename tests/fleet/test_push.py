@@ -175,10 +175,12 @@ def test_safe_url():
     assert safe_url("http://u:p@[::1]:9091") == "http://[::1]:9091"
 
 
-def test_start_pusher_is_off_without_url_or_metrics(gateway):
+def test_start_pusher_is_off_without_url_or_metrics(gateway, caplog):
     assert start_pusher(_metrics_with_traffic(0), url=None, instance="i", interval_s=1) is None
     off = Metrics(window=50, version="1", multiproc_dir=None, enabled=False)
-    assert start_pusher(off, url=gateway.url, instance="i", interval_s=1) is None
+    with caplog.at_level(logging.WARNING, logger="bridge.metrics.push"):
+        assert start_pusher(off, url=gateway.url, instance="i", interval_s=1) is None
+    assert "METRICS_ENABLED=false" in caplog.text
     assert gateway.requests == []
 
 

@@ -116,9 +116,9 @@ def test_fleet_total_in_prometheus_equals_what_was_sent(fleet_tmp):
 
     # web.2 stops gracefully (SIGTERM) with a stream in flight: the stream finishes, then the last push.
     lines: list[bytes] = []
-    streaming = threading.Thread(target=lambda: lines.extend(requests.post(
-        web2.url + "/api/chat", json={"model": "demo", "messages": [{"role": "user", "content": "a b c d e f g h i j k l"}]},
-        stream=True, timeout=20).iter_lines()))
+    long_chat = {"model": "demo", "messages": [{"role": "user", "content": "a b c d e f g h i j k l"}]}
+    streaming = threading.Thread(target=lambda: lines.extend(
+        requests.post(web2.url + "/api/chat", json=long_chat, stream=True, timeout=20).iter_lines()))
     streaming.start()
     deadline = time.monotonic() + 10
     while not lines and time.monotonic() < deadline:
