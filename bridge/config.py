@@ -10,12 +10,13 @@ import os
 import socket
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
+from .backends import NAME_PATTERN, Backend, BackendsFileError, parse_backends
 from .modelmap import ModelMap
 
-__all__ = ["ConfigError", "Settings", "DEMO_BACKEND_URL"]
+__all__ = ["ConfigError", "Settings", "DEMO_BACKEND_URL", "DEFAULT_BACKEND", "DEFAULT_KEY_NAME"]
 
 # The built-in demo backend answers requests sent to this host in-process (see demo_backend.py).
 DEMO_BACKEND_URL = "http://demo.bridge.invalid/v1"
@@ -23,6 +24,10 @@ DEMO_BACKEND_URL = "http://demo.bridge.invalid/v1"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _THINK_CONTROLS = ("reasoning_effort", "chat_template_kwargs", "both", "off")
+#: The name of the one backend made from OPENAI_API_BASE_URL & co when there is no BACKENDS_FILE.
+DEFAULT_BACKEND = "default"
+#: The usage name of inbound keys given without ``name:``.
+DEFAULT_KEY_NAME = "default"
 
 
 class ConfigError(ValueError):
@@ -72,17 +77,45 @@ class Settings:
     instance_name: str = "localhost"
     pushgateway_url: str | None = None
     push_interval_s: float = 15.0
+    # Many backends (BACKENDS_FILE); empty: the single backend above, see backend_list().
+    backends: tuple[Backend, ...] = ()
+    backend_failure_threshold: int = 3
+    backend_cooldown_s: float = 30.0
+    # Usage name of each of api_keys (same order); empty: every key is "default".
+    api_key_names: tuple[str, ...] = ()
+
+    def backend_list(self) -> tuple[Backend, ...]:
+        """The backends to route to: BACKENDS_FILE's, else one ("default") from the single-backend settings."""
+        if self.backends:
+            return self.backends
+        return (Backend(name=DEFAULT_BACKEND, base_url=self.backend_url, api_key=self.api_key),)
+
+    def key_names(self) -> tuple[str, ...]:
+        """The usage name of each inbound key, in the order of ``api_keys``."""
+        if len(self.api_key_names) == len(self.api_keys):
+            return self.api_key_names
+        return (DEFAULT_KEY_NAME,) * len(self.api_keys)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``environ`` (default ``os.environ``); raise ConfigError on bad values."""
         env = _Env(os.environ if environ is None else environ)
         base = env.str("OPENAI_API_BASE_URL") or env.str("OPENAI_BASE_URL")
-        demo = not base
+        backends = _backends_file(env)
+        if backends and base:
+            raise ConfigError("BACKENDS_FILE and OPENAI_API_BASE_URL (or OPENAI_BASE_URL) are both set: "
+                              "describe every backend in the file and unset the single-backend URL")
+        demo = not base and not backends
+        keys, key_names = _inbound_keys(env)
         return cls(
-            backend_url=DEMO_BACKEND_URL if demo else _normalise_base_url(base),
+            backend_url=backends[0].base_url if backends else DEMO_BACKEND_URL if demo else _normalise_base_url(base),
             demo_backend=demo,
-            api_key=env.str("OPENAI_API_KEY"),
+            api_key=None if backends else env.str("OPENAI_API_KEY"),
+            backends=backends,
+            backend_failure_threshold=env.int("BACKEND_FAILURE_THRESHOLD", 3, lo=1, hi=1000),
+            backend_cooldown_s=env.float("BACKEND_COOLDOWN", 30.0, lo=0.1),
+            api_keys=keys,
+            api_key_names=key_names,
             port=env.int("PORT", env.int("PROXY_PORT", 11434, lo=1, hi=65535), lo=1, hi=65535),
             request_timeout_s=env.float("REQUEST_TIMEOUT", 600.0, lo=0.1),
             connect_timeout_s=env.float("CONNECT_TIMEOUT", 5.0, lo=0.1),
@@ -96,7 +129,6 @@ class Settings:
             debug=env.bool("DEBUG", False),
             verify_ssl=not env.bool("DISABLE_SSL_VERIFICATION", False),
             max_request_bytes=env.int("MAX_REQUEST_BYTES", 32 * 1024 * 1024, lo=1024),
-            api_keys=env.list("BRIDGE_API_KEYS"),
             metrics_token=env.str("METRICS_TOKEN"),
             metrics_window=env.int("METRICS_WINDOW", 2000, lo=10, hi=1_000_000),
             metrics_dir=_metrics_dir(env),
@@ -130,6 +162,7 @@ class Settings:
         """Effective settings for the start-up log, secrets redacted."""
         return {
             "backend": "built-in demo backend" if self.demo_backend else self.backend_url,
+            "backends": [b.name for b in self.backend_list()],
             "api_key": "set" if self.api_key else "unset",
             "inbound_keys": len(self.api_keys),
             "metrics_token": "set" if self.metrics_token else "unset",
@@ -146,6 +179,59 @@ class Settings:
             "instance": self.instance_name,
             "pushgateway": "set" if self.pushgateway_url else "unset",
         }
+
+
+def _backends_file(env: _Env) -> tuple[Backend, ...]:
+    """BACKENDS_FILE: the [[backend]] tables (backends.py), each key read from its api_key_env."""
+    path = env.str("BACKENDS_FILE")
+    if path is None:
+        return ()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise ConfigError(f"BACKENDS_FILE: cannot read {path!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"BACKENDS_FILE: {path!r} is not UTF-8 text (byte {exc.start})") from None
+    try:
+        backends = parse_backends(text, check_url=_check_http_url)
+    except BackendsFileError as exc:
+        raise ConfigError(f"BACKENDS_FILE {path}: {exc}") from None
+    resolved = []
+    for backend in backends:
+        key = None
+        if backend.api_key_env:
+            key = env.str(backend.api_key_env)
+            if key is None:
+                raise ConfigError(f"BACKENDS_FILE {path}: backend {backend.name!r}: api_key_env names "
+                                  f"{backend.api_key_env}, which is not set")
+        resolved.append(replace(backend, api_key=key))
+    return tuple(resolved)
+
+
+def _inbound_keys(env: _Env) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """BRIDGE_API_KEYS: comma-separated keys, each bare or ``name:key``; -> (keys, usage names).
+
+    Names are metrics labels, so they are checked like backend names; the key values are never
+    shown, not even in the error messages.
+    """
+    keys: list[str] = []
+    names: list[str] = []
+    for position, item in enumerate(env.list("BRIDGE_API_KEYS"), 1):
+        name, sep, key = item.partition(":")
+        if not sep:
+            name, key = DEFAULT_KEY_NAME, item
+        name, key = name.strip(), key.strip()
+        if not NAME_PATTERN.fullmatch(name):
+            raise ConfigError(f"BRIDGE_API_KEYS: entry #{position} has a name that does not match "
+                              "[A-Za-z0-9_.-]{1,64} (write name:key, or the key alone)")
+        if not key:
+            raise ConfigError(f"BRIDGE_API_KEYS: entry #{position} ({name}) has an empty key")
+        if key in keys:
+            raise ConfigError(f"BRIDGE_API_KEYS: entry #{position} ({name}) repeats a key given before")
+        keys.append(key)
+        names.append(name)
+    return tuple(keys), tuple(names)
 
 
 def _access_log(environ: Mapping[str, str]) -> str | None:

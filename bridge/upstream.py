@@ -27,7 +27,8 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import NewConnectionError, ProtocolError, ReadTimeoutError
 
-from .config import DEMO_BACKEND_URL, Settings
+from .backends import Backend
+from .config import DEFAULT_BACKEND, DEMO_BACKEND_URL, Settings
 from .errors import (
     UpstreamConnectError,
     UpstreamError,
@@ -66,15 +67,26 @@ class Deadline:
 class UpstreamClient:
     """Calls the OpenAI-compatible backend for one worker process."""
 
-    def __init__(self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep,
+                 backend: Backend | None = None, secrets: tuple[str, ...] = ()) -> None:
+        """One client per backend (``backend``: its URL, key, timeouts, retries; default: the
+        single-backend settings). ``secrets``: every backend key, all removed from messages."""
         self._settings = settings
-        self._base = settings.backend_url.rstrip("/")
+        self.name = backend.name if backend is not None else DEFAULT_BACKEND
+        base_url = backend.base_url if backend is not None else settings.backend_url
+        api_key = backend.api_key if backend is not None else settings.api_key
+        self._base = base_url.rstrip("/")
+        self._demo = base_url == DEMO_BACKEND_URL and settings.demo_backend
+        self._connect_timeout_s = _override(backend, "connect_timeout_s", settings.connect_timeout_s)
+        self.request_timeout_s = _override(backend, "request_timeout_s", settings.request_timeout_s)
+        self.max_retries = _override(backend, "max_retries", settings.max_retries)
+        self._secrets = tuple(dict.fromkeys(k for k in (api_key, *secrets) if k))
         self._sleep = sleep
         self._session: requests.Session | None = None
         self._session_pid = 0
         self._headers = {"Accept-Encoding": "identity"}
-        if settings.api_key:
-            self._headers["Authorization"] = f"Bearer {settings.api_key}"
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
 
     # -- session -------------------------------------------------------------------------------
     def session(self) -> requests.Session:
@@ -91,7 +103,7 @@ class UpstreamClient:
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self._settings.pool_maxsize, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
-        if self._settings.demo_backend:
+        if self._demo:
             from .demo_backend import DemoAdapter
 
             session.mount(DEMO_BACKEND_URL.rsplit("/v1", 1)[0], DemoAdapter(self._settings.demo_token_delay_s))
@@ -101,18 +113,20 @@ class UpstreamClient:
 
     def redact(self, text: str) -> str:
         """``text`` with the backend key removed (some backends echo it in their error messages)."""
-        key = self._settings.api_key
-        if key and key in text:
-            text = text.replace(key, "[redacted]")
+        for key in self._secrets:
+            if key in text:
+                text = text.replace(key, "[redacted]")
         return text
 
     # -- calls ---------------------------------------------------------------------------------
     def open(self, method: str, path: str, *, json_body: dict | None = None, stream: bool,
-             deadline: Deadline, request_id: str | None = None) -> requests.Response:
+             deadline: Deadline, request_id: str | None = None, max_retries: int | None = None) -> requests.Response:
         """Send one request (with retries) and return a response whose status is 2xx.
 
         For ``stream=True`` the body is not read; the caller must close the response.
+        ``max_retries`` overrides this backend's (0 when another backend can take over at once).
         """
+        retries = self.max_retries if max_retries is None else max_retries
         url = f"{self._base}{path}"
         headers = dict(self._headers)
         if request_id:
@@ -122,14 +136,14 @@ class UpstreamClient:
             body = json_bytes(json_body)
             headers["Content-Type"] = "application/json"
             headers["Content-Length"] = str(len(body))
-        read_timeout_s = self._settings.stream_idle_timeout_s if stream else self._settings.request_timeout_s
+        read_timeout_s = self._settings.stream_idle_timeout_s if stream else self.request_timeout_s
         attempt = 0
         stale_retried = False
         while True:
             remaining_s = deadline.remaining_s()
             if remaining_s <= 0:
                 raise UpstreamTimeout("backend did not answer before the request deadline")
-            timeout = (min(self._settings.connect_timeout_s, remaining_s), min(read_timeout_s, remaining_s))
+            timeout = (min(self._connect_timeout_s, remaining_s), min(read_timeout_s, remaining_s))
             try:
                 with _guard(None if stream else remaining_s):
                     resp = self._send(method, url, body, headers, stream=stream, timeout=timeout)
@@ -154,11 +168,11 @@ class UpstreamClient:
                 raise UpstreamTimeout("backend did not answer before the request deadline") from None
             except requests.exceptions.RequestException as exc:
                 raise UpstreamProtocolError(f"backend request failed: {type(exc).__name__}") from None
-            delay_s = self._retry_delay_s(error, attempt, deadline)
+            delay_s = self._retry_delay_s(error, attempt, deadline, retries)
             if delay_s is None:
                 raise error
             attempt += 1
-            log.warning("retrying backend call", extra={"attempt": attempt, "outcome": error.outcome,
+            log.warning("retrying backend call", extra={"backend": self.name, "attempt": attempt, "outcome": error.outcome,
                                                          "delay_ms": round(delay_s * 1000)})
             self._sleep(delay_s)
 
@@ -187,8 +201,9 @@ class UpstreamClient:
             resp.content  # noqa: B018 - read the body now (what Session.send does without stream=True)
         return resp
 
-    def _retry_delay_s(self, error: UpstreamError, attempt: int, deadline: Deadline) -> float | None:
-        if attempt >= self._settings.max_retries:
+    def _retry_delay_s(self, error: UpstreamError, attempt: int, deadline: Deadline,
+                       retries: int | None = None) -> float | None:
+        if attempt >= (self.max_retries if retries is None else retries):
             return None
         retryable = isinstance(error, (UpstreamConnectError, UpstreamTimeout)) or (
             isinstance(error, UpstreamHTTPError) and error.status in _RETRY_STATUSES)
@@ -224,6 +239,11 @@ class UpstreamClient:
             if _is_read_timeout(exc):
                 raise UpstreamTimeout("backend stalled mid-stream") from None
             raise UpstreamProtocolError("backend connection broke mid-stream") from None
+
+
+def _override(backend: Backend | None, attr: str, default):
+    value = getattr(backend, attr, None) if backend is not None else None
+    return default if value is None else value
 
 
 def json_object(resp: requests.Response) -> dict:
