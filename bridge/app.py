@@ -10,7 +10,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from . import CLOSE_CONNECTION, __version__
-from .backend_models import BackendModels
+from .backend_pool import BackendPool
 from .config import Settings
 from .errors import BridgeError, ClientRequestError, RequestTooLarge, Unauthorized, UpstreamError
 from .logs import configure_logging, set_instance
@@ -20,7 +20,7 @@ from .metrics.push import start_pusher
 from .modelmap import ModelMap
 from .ndjson import json_bytes
 from .routes.anthropic import anthropic_blueprint
-from .routes.auth import inbound_key, matches
+from .routes.auth import inbound_key, matching_key
 from .routes.common import Services, now_rfc3339
 from .routes.dashboard import dashboard_blueprint
 from .routes.monitoring import monitoring_blueprint
@@ -29,7 +29,6 @@ from .routes.openai import openai_blueprint
 from .routes.responses_api import responses_blueprint
 from .translate import anthropic as anthropic_api
 from .translate.backend_errors import openai_error_body
-from .upstream import Deadline, UpstreamClient
 
 __all__ = ["create_app"]
 
@@ -40,7 +39,6 @@ _METRICS_PREFIXES = ("/metrics", "/v1/metrics", "/dashboard")
 # Probes and scrapes are not traffic: they would crowd the recent-request window.
 _UNCOUNTED_PREFIXES = _METRICS_PREFIXES + ("/health", "/ready")
 _READY_CACHE_S = 5.0
-_READY_TIMEOUT_S = 2.0
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -53,12 +51,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes  # chunked uploads without a length too
 
     modelmap = ModelMap(dict(settings.model_mapping), settings.default_model)
-    upstream = UpstreamClient(settings)
-    services = Services(settings=settings, upstream=upstream, modelmap=modelmap,
-                        models=BackendModels(upstream, settings.models_cache_s, on_ids=modelmap.set_known_labels),
-                        started_at=now_rfc3339())
     metrics = Metrics(window=settings.metrics_window, version=__version__, multiproc_dir=settings.metrics_dir,
-                      model_labels=modelmap.label, enabled=settings.metrics_enabled)
+                      model_labels=modelmap.label, enabled=settings.metrics_enabled,
+                      backends=tuple(b.name for b in settings.backend_list()), keys=settings.key_names())
+    # Every backend (one without BACKENDS_FILE): clients, merged catalogue, failover, breakers.
+    pool = BackendPool(settings, on_ids=modelmap.set_known_labels, report=metrics)
+    metrics.before_scrape(pool.publish_states)
+    services = Services(settings=settings, modelmap=modelmap, pool=pool, started_at=now_rfc3339())
     app.extensions["bridge"] = services
     app.extensions["bridge.metrics"] = metrics
 
@@ -90,12 +89,16 @@ def create_app(settings: Settings | None = None) -> Flask:
 def _guard(settings: Settings):
     """Inbound keys first, then the size limit: nothing of an unauthenticated body is read."""
     keys = [key.encode() for key in settings.api_keys]
+    names = settings.key_names()
 
     def guard():
-        if keys and not _exempt_from_keys(settings) and not matches(inbound_key(), *keys):
-            _close_after_response()  # its body, possibly huge, is never read: don't drain it
-            raise Unauthorized("missing or invalid API key: send 'Authorization: Bearer <key>' "
-                               "(or 'x-api-key: <key>')")
+        if keys and not _exempt_from_keys(settings):
+            index = matching_key(inbound_key(), *keys)
+            if index is None:
+                _close_after_response()  # its body, possibly huge, is never read: don't drain it
+                raise Unauthorized("missing or invalid API key: send 'Authorization: Bearer <key>' "
+                                   "(or 'x-api-key: <key>')")
+            observation().key = names[index]  # usage per key name (never the key itself)
         length = request.content_length
         if length is not None and length > settings.max_request_bytes:
             _close_after_response()
@@ -204,20 +207,16 @@ def _register_errors(app: Flask) -> None:
 
 
 def _ready_check(services: Services):
-    """Backend reachable? A short, cached ``/v1/models`` call."""
-    state = {"at": float("-inf"), "result": (False, "not checked")}
+    """Ready while every model has a usable backend: short, cached ``/v1/models`` calls (the
+    listings the routes use, refreshed as a side benefit); the result lists each backend's state."""
+    state = {"at": float("-inf"), "result": (False, "not checked", {})}
 
-    def ready() -> tuple[bool, str]:
+    def ready() -> tuple[bool, str, dict]:
         now = time.monotonic()
         if now - state["at"] < _READY_CACHE_S:
             return state["result"]
-        try:
-            # The same listing the routes use (it refreshes their model cache as a side benefit).
-            services.models.fetch(deadline=Deadline.after(_READY_TIMEOUT_S))
-            result = (True, "backend reachable" + (" (built-in demo backend)" if services.settings.demo_backend else ""))
-        except UpstreamError as exc:
-            result = (False, f"backend not ready: {exc.message}")
-        state["at"], state["result"] = now, result
-        return result
+        ok, reason, rows = services.pool.readiness()
+        state["at"], state["result"] = now, (ok, reason, {"backends": rows})
+        return state["result"]
 
     return ready

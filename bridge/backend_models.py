@@ -59,6 +59,15 @@ class BackendModels:
             self._fetched_at = self._clock()
             return self._body
 
+    @property
+    def last(self) -> dict | None:
+        """The last body listed (however old), or None."""
+        return self._body
+
+    def fresh(self) -> bool:
+        """True while the cached body (or the last failure) is younger than the TTL."""
+        return self._clock() - self._fetched_at < self._ttl_s
+
     def ids(self, request_id: str | None = None, deadline: Deadline | None = None) -> list[str] | None:
         body = self.cached(request_id, deadline)
         return None if body is None else backend_ids(body)

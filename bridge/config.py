@@ -162,9 +162,13 @@ class Settings:
         """Effective settings for the start-up log, secrets redacted."""
         return {
             "backend": "built-in demo backend" if self.demo_backend else self.backend_url,
-            "backends": [b.name for b in self.backend_list()],
+            "backends": [{"name": b.name, "url": b.base_url, "priority": b.priority, "weight": b.weight,
+                          "models": len(b.models) if b.models else "discovered",
+                          "api_key": "set" if b.api_key else "unset"} for b in self.backends],
+            "circuit": {"failure_threshold": self.backend_failure_threshold, "cooldown_s": self.backend_cooldown_s},
             "api_key": "set" if self.api_key else "unset",
             "inbound_keys": len(self.api_keys),
+            "inbound_key_names": sorted(set(self.key_names())),  # names only, never the keys
             "metrics_token": "set" if self.metrics_token else "unset",
             "request_timeout_s": self.request_timeout_s,
             "connect_timeout_s": self.connect_timeout_s,

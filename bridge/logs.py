@@ -10,6 +10,11 @@ from datetime import datetime, timezone
 
 from flask import g, has_request_context
 
+try:  # requirements.txt; the access line is written on every request (bridge/ndjson.py says why)
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None
+
 __all__ = ["access", "configure_logging", "set_instance"]
 
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and is printed.
@@ -29,6 +34,27 @@ class _RequestIdFilter(logging.Filter):
 
 def _iso(created_s: float) -> str:
     return datetime.fromtimestamp(created_s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_second: list = [None, ""]  # (epoch second, its "YYYY-MM-DDTHH:MM:SS"), formatted once per second
+
+
+def _iso_now(now_s: float) -> str:
+    """``_iso`` for the access line, on every request: the date part is formatted once a second."""
+    sec = int(now_s)
+    if _second[0] != sec:
+        _second[:] = [sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))]
+    return f"{_second[1]}.{int((now_s - sec) * 1e6):06d}Z"
+
+
+def _dumps_fast(line: dict) -> str:
+    """``_dumps`` for the access line (compact): orjson when it takes the line, else ``_dumps``."""
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(line, default=str).decode()
+        except TypeError:  # lone surrogates, integers beyond 64 bits: the standard library's way
+            pass
+    return _dumps(line)
 
 
 def _dumps(line: dict) -> str:
@@ -86,8 +112,8 @@ class _AccessWriter:
             return
         now = time.time()
         if self.json:
-            text = _dumps({"ts": _iso(now), "level": "INFO", "logger": "bridge.access", "msg": "request",
-                           **fields})
+            text = _dumps_fast({"ts": _iso_now(now), "level": "INFO", "logger": "bridge.access", "msg": "request",
+                                **fields})
         else:
             extras = " ".join(f"{k}={v}" for k, v in fields.items() if k != "request_id")
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))

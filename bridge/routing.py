@@ -56,6 +56,10 @@ class Circuit:
         if self.state == HALF_OPEN:
             self._probing = True
 
+    def abandon(self) -> None:
+        """The request ended without a verdict (the client left): free the half-open trial."""
+        self._probing = False
+
     def success(self) -> None:
         self.failures = 0
         self._state = CLOSED
@@ -140,6 +144,9 @@ class Router:
 
     def success(self, index: int) -> None:
         self.circuits[index].success()
+
+    def abandon(self, index: int) -> None:
+        self.circuits[index].abandon()
 
     def failure(self, index: int) -> None:
         self.circuits[index].failure()

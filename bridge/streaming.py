@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from typing import Protocol
@@ -21,7 +22,7 @@ from flask import Response
 from gevent import Timeout, spawn
 
 from .errors import BridgeError, UpstreamError, UpstreamProtocolError
-from .ndjson import json_bytes, ndjson_line
+from .ndjson import json_bytes, loads, ndjson_line
 from .sse import SSEDecoder
 from .translate.responses import Timings
 from .translate.stream import StreamTranslator
@@ -70,13 +71,21 @@ class StreamClock:
 
 def ndjson_stream(upstream: UpstreamClient, resp: requests.Response, translator: StreamTranslator,
                   obs: _Observation, clock: StreamClock) -> Iterator[bytes]:
-    """Translate one upstream SSE stream into Ollama NDJSON; ends with exactly one done or error line."""
+    """Translate one upstream SSE stream into Ollama NDJSON; ends with exactly one done or error line.
+
+    Every line that one backend read completes goes to the client in one write, at once: the
+    bridge never waits for more data, and a burst of events (a busy backend, a slow reader) costs
+    one client write instead of one per token. When the read that carries ``[DONE]`` also carries
+    the last tokens, the done line rides in the same write.
+    """
     decoder = SSEDecoder()
     token_chunks = 0
     finished = False
+    pending: list[bytes] = []  # the lines of the current read, written together
     try:
         yield b""  # flush status line and headers now (gunicorn writes headers on the first item)
-        for data in upstream.iter_raw(resp):
+        for data in _coalesced(upstream.iter_raw(resp), resp):
+            translator.begin_read()  # one created_at for every chunk of this read
             for chunk in _translate_events(decoder.feed(data), translator):
                 if chunk is None:
                     finished = True
@@ -84,21 +93,27 @@ def ndjson_stream(upstream: UpstreamClient, resp: requests.Response, translator:
                 token_chunks += 1
                 if clock.token():
                     obs.first_token()
-                yield ndjson_line(chunk)
+                pending.append(ndjson_line(chunk))
             if finished:
                 break
+            if pending:
+                batch, pending = pending, []
+                yield batch[0] if len(batch) == 1 else b"".join(batch)
         else:
+            translator.begin_read()
             for chunk in _translate_events(decoder.close(), translator):
                 if chunk is not None:
                     token_chunks += 1
                     clock.token()
-                    yield ndjson_line(chunk)
+                    pending.append(ndjson_line(chunk))
         if translator.finish_reason is None and not finished:
             raise UpstreamProtocolError("backend closed the stream before it finished")
         final = translator.finish(clock.timings())  # counts always set: usage, timings, else estimated
         obs.tokens_in = translator.usage[0]  # metrics count what the backend reported, not the estimate
         obs.tokens_out = final.get("eval_count")  # (output: the chunks forwarded when it reported none)
-        yield ndjson_line(final)
+        pending.append(ndjson_line(final))
+        batch, pending = pending, []
+        yield b"".join(batch)
     except BridgeError as exc:
         obs.outcome = exc.outcome
         message = upstream.redact(exc.message)
@@ -106,7 +121,9 @@ def ndjson_stream(upstream: UpstreamClient, resp: requests.Response, translator:
         prompt_tokens, completion_tokens = translator.usage
         obs.tokens_in = prompt_tokens
         obs.tokens_out = completion_tokens if completion_tokens is not None else token_chunks
-        yield ndjson_line({"error": message})
+        pending.append(ndjson_line({"error": message}))  # after the tokens this read still carried
+        batch, pending = pending, []
+        yield b"".join(batch)
     finally:
         if finished:
             _release_when_drained(resp)
@@ -120,8 +137,21 @@ def _release_when_drained(resp: requests.Response) -> None:
     After ``[DONE]`` only the chunked terminator is left. ``requests`` closes (rather than pools) a
     connection whose body was not read to the end, so without this every stream paid a new TCP
     connect (about a quarter of a worker's CPU on short streams, perf/RESULTS.md). Reading that
-    tail inline made the client wait for it; a short-lived greenlet does not.
+    tail inline made the client wait for it; a short-lived greenlet does not. When the tail is
+    already here (the usual case: it follows ``[DONE]`` at once), it is read inline, which cannot
+    wait, and no greenlet is needed.
     """
+    peek = _peeker(resp)
+    if peek is not None:
+        try:
+            if resp.raw._fp.chunk_left == 0 and peek().startswith(_CHUNKED_END):
+                while resp.raw.read1(_COALESCE_READ):  # everything it needs is buffered: no wait
+                    pass
+                resp.close()  # the body ended: urllib3 has put the connection back in the pool
+                return
+        except Exception:  # noqa: BLE001 - fall back to the greenlet, which drops it if it must
+            pass
+
     def drain() -> None:
         try:
             with Timeout(_DRAIN_S, False):
@@ -137,6 +167,90 @@ def _release_when_drained(resp: requests.Response) -> None:
 
 #: Longest wait for the end of a backend body after ``[DONE]`` before the connection is dropped.
 _DRAIN_S = 2.0
+#: The end of the previous chunk and the last (empty) chunk of a chunked body without trailers.
+_CHUNKED_END = b"\r\n0\r\n\r\n"
+
+
+def _coalesced(reads: Iterator[bytes], resp: requests.Response) -> Iterator[bytes]:
+    """``reads`` (the backend body as it arrives), each read extended by every further whole HTTP
+    chunk that is already here, so that one client write carries all of them.
+
+    ``http.client`` hands out at most one chunk of a chunked body per read, and SSE servers send
+    one event per chunk: without this, a burst of N events costs N reads and N client writes even
+    when all N arrived together. Only bytes that are already buffered or in the socket (a
+    non-blocking peek) are taken, and only whole chunks: this never waits for more data. Falls
+    back to plain reads for bodies it cannot peek at (TLS, adapters without a socket, not chunked).
+    """
+    peek = _peeker(resp)
+    for data in reads:
+        if peek is not None and data:
+            parts = None
+            try:
+                while _whole_chunk_ready(resp.raw._fp, peek()):
+                    more = resp.raw.read1(_COALESCE_READ)
+                    if not more:
+                        break
+                    if parts is None:
+                        parts = [data]
+                    parts.append(more)
+            except Exception:  # noqa: BLE001 - the next plain read reports any real failure
+                peek = None
+            if parts is not None:
+                data = b"".join(parts)
+        yield data
+
+
+_COALESCE_READ = 64 * 1024
+
+
+def _peeker(resp: requests.Response) -> Callable[[], bytes] | None:
+    """A function returning the body bytes already received (buffered, or waiting in the socket)
+    without blocking, or None when this response cannot be peeked at safely."""
+    try:
+        fp = resp.raw._fp  # http.client.HTTPResponse
+        buffered = fp.fp  # its BufferedReader over the socket
+        sock = buffered.raw._sock
+    except AttributeError:
+        return None
+    if not getattr(fp, "chunked", False) or _is_tls(sock) or not hasattr(sock, "settimeout"):
+        return None
+
+    def peek() -> bytes:
+        timeout = sock.gettimeout()
+        sock.settimeout(0.0)  # a gevent socket: reads never block the hub, this one never waits
+        try:
+            return buffered.peek(1) or b""
+        except (BlockingIOError, InterruptedError):
+            return b""
+        finally:
+            sock.settimeout(timeout)
+
+    return peek
+
+
+def _is_tls(sock: object) -> bool:
+    return isinstance(sock, ssl.SSLSocket) or hasattr(sock, "do_handshake") or hasattr(sock, "getpeercert")
+
+
+def _whole_chunk_ready(fp, ahead: bytes) -> bool:
+    """True when ``ahead`` (the buffered bytes) lets ``fp.read1()`` return data without waiting:
+    the rest of the current chunk, or a whole next chunk-size line followed by data."""
+    left = fp.chunk_left
+    if left is None:
+        return False  # the body ended (or never started chunking)
+    if left > 0:
+        return bool(ahead)
+    # The previous chunk was read to its end: "\r\n" + "<hex size>[;ext]\r\n" + data must be here.
+    if not ahead.startswith(b"\r\n"):
+        return False
+    eol = ahead.find(b"\r\n", 2)
+    if eol < 0:
+        return False
+    try:
+        size = int(ahead[2:eol].split(b";", 1)[0], 16)
+    except ValueError:
+        return False
+    return size > 0 and len(ahead) > eol + 2  # a zero-size chunk ends the body: read it the plain way
 
 
 def _translate_events(events, translator: StreamTranslator) -> Iterator[dict | None]:
@@ -147,7 +261,7 @@ def _translate_events(events, translator: StreamTranslator) -> Iterator[dict | N
             yield None
             return
         try:
-            obj = json.loads(data)
+            obj = loads(data)
         except ValueError:
             log.warning("skipping an SSE event that is not JSON", extra={"bytes": len(data)})
             continue
@@ -164,7 +278,7 @@ def sse_passthrough(upstream: UpstreamClient, resp: requests.Response, obs: _Obs
     seen_token = False
     try:
         yield b""
-        for data in upstream.iter_raw(resp):
+        for data in _coalesced(upstream.iter_raw(resp), resp):
             for event in decoder.feed(data):
                 seen_token = _note_usage(event.data, obs, seen_token)
             yield data
@@ -182,7 +296,7 @@ def _note_usage(data: str, obs: _Observation, seen_token: bool) -> bool:
     if data.startswith("[DONE]"):
         return seen_token
     try:
-        obj = json.loads(data)
+        obj = loads(data)
     except ValueError:
         return seen_token
     if not isinstance(obj, dict):

@@ -172,7 +172,8 @@ class UpstreamClient:
             if delay_s is None:
                 raise error
             attempt += 1
-            log.warning("retrying backend call", extra={"backend": self.name, "attempt": attempt, "outcome": error.outcome,
+            log.warning("retrying backend call", extra={"backend": self.name, "attempt": attempt,
+                                                         "outcome": error.outcome,
                                                          "delay_ms": round(delay_s * 1000)})
             self._sleep(delay_s)
 

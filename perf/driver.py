@@ -40,7 +40,7 @@ class Target:
     host: str
     port: int
     path: str
-    body: dict
+    body: dict | None  # None: a GET without a body
     stream: bool
 
     def request_bytes(self) -> bytes:
@@ -325,10 +325,13 @@ def wrk_available() -> bool:
 
 def wrk(target: Target, *, connections: int, duration_s: float, threads: int = 1) -> WrkResult:
     """One bounded wrk run (POST with the target's body) and its parsed figures."""
-    body = json.dumps(target.body, separators=(",", ":"))
-    script = ('wrk.method = "POST"\n'
-              f"wrk.body = {json.dumps(body)}\n"
-              'wrk.headers["Content-Type"] = "application/json"\n')
+    if target.body is None:  # a GET (the hello anchor)
+        script = 'wrk.method = "GET"\n'
+    else:
+        body = json.dumps(target.body, separators=(",", ":"))
+        script = ('wrk.method = "POST"\n'
+                  f"wrk.body = {json.dumps(body)}\n"
+                  'wrk.headers["Content-Type"] = "application/json"\n')
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
         fh.write(script)
         path = fh.name

@@ -41,6 +41,8 @@ MODELS = (
     model_name(64, 20),     # paced stream (onthebench: 64 deltas 20 ms apart)
     model_name(10, 500),    # slow streams for the 1,000-concurrent test
     model_name(4, 200),     # smoke test
+    model_name(64), model_name(256), model_name(1024), model_name(4096),  # CPU per token vs length
+    model_name(6, 1000),    # long-open streams: memory per open stream
 )
 
 

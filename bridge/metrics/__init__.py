@@ -38,6 +38,8 @@ class Metrics:
         clock: Callable[[], float] = time.time,
         model_labels: Callable[[str], str] = lambda m: m,
         enabled: bool = True,
+        backends: tuple[str, ...] = (),
+        keys: tuple[str, ...] = (),
     ) -> None:
         self.version = version
         self.clock = clock
@@ -47,14 +49,17 @@ class Metrics:
         # Disabled (METRICS_ENABLED=false): requests still get ids and access lines, but nothing
         # is counted or kept; the metrics routes say so. Benchmarks compare the two.
         self.enabled = enabled
-        self.prom = PromMetrics(version=version, multiproc_dir=multiproc_dir) if enabled else _NoProm()
+        self.prom = (PromMetrics(version=version, multiproc_dir=multiproc_dir, backends=backends,
+                                 keys=tuple(dict.fromkeys(keys))) if enabled else _NoProm())
+        self._before_scrape: list[Callable[[], None]] = []
         self.collector = Collector(window, multiproc_dir if enabled else None)
         self._next_process_refresh = 0.0
 
     # -- writing ---------------------------------------------------------------------------
 
-    def observe(self, record: Record) -> None:
-        """Account one finished request. Never raises: metrics must not break a response."""
+    def observe(self, record: Record, *, backend: str | None = None, key: str | None = None) -> None:
+        """Account one finished request (``backend`` that answered it, inbound ``key`` name).
+        Never raises: metrics must not break a response."""
         if not self.enabled:
             return
         try:
@@ -66,6 +71,8 @@ class Metrics:
                     label = "other"
             rec = record.normalised(model=label)
             self.prom.observe(rec)
+            if backend is not None or key is not None:
+                self.prom.observe_usage(rec, backend, key)
             self.collector.append(rec)
             now = time.monotonic()
             if now >= self._next_process_refresh:
@@ -78,6 +85,39 @@ class Metrics:
         """Count a backend call sent without a field the bridge added (issue 18; bridge/routes/params.py)."""
         if self.enabled and param in ADDED_PARAMS:
             self.prom._child(self.prom.param_dropped, param).inc()
+
+    # -- backends (bridge/backend_pool.py reports here; names from a closed configured set) ----------
+
+    def backend_attempt(self, backend: str, outcome: str) -> None:
+        if self.enabled:
+            self._safely(self.prom.backend_attempt, backend, outcome)
+
+    def backend_failover(self, backend: str) -> None:
+        if self.enabled:
+            self._safely(self.prom.backend_failover, backend)
+
+    def backend_state(self, backend: str, state: int) -> None:
+        if self.enabled:
+            self._safely(self.prom.backend_state, backend, state)
+
+    def backend_in_flight(self, backend: str, delta: int) -> None:
+        if self.enabled:
+            self._safely(self.prom.backend_in_flight_add, backend, delta)
+
+    def before_scrape(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` before each exposition and summary (e.g. refresh the circuit gauges)."""
+        self._before_scrape.append(hook)
+
+    def _scraping(self) -> None:
+        for hook in self._before_scrape:
+            self._safely(hook)
+
+    @staticmethod
+    def _safely(fn, *args) -> None:
+        try:
+            fn(*args)
+        except Exception:  # pragma: no cover - defensive: metrics must never break a call
+            log.exception("metrics: backend update failed")
 
     def refresh_process(self) -> dict:
         """Read this worker's process figures now (psutil) and publish them."""
@@ -92,11 +132,13 @@ class Metrics:
         """The Prometheus text exposition over all workers, and its content type."""
         self.refresh_process()
         self._next_process_refresh = time.monotonic() + PROCESS_REFRESH_S
+        self._scraping()
         return self.prom.exposition(), CONTENT_TYPE_LATEST
 
     def summary(self, *, endpoint: str | None, window_s: float | None, include_system: bool) -> dict:
         """The JSON summary over all workers (see :mod:`bridge.metrics.summary`)."""
         system = self.system() if include_system else None
+        self._scraping()
         return build_summary(
             self.collector.merged(),
             now=self.clock(),

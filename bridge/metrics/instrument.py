@@ -61,11 +61,13 @@ class Observation:
     """The current request's record under construction. Plain attributes, no locks.
 
     Routes set ``model`` (the bounded label), ``outcome`` (when they know better than the status,
-    e.g. an error reported inside a 200 stream), ``tokens_in`` / ``tokens_out`` and ``bytes_in``.
+    e.g. an error reported inside a 200 stream), ``tokens_in`` / ``tokens_out`` and ``bytes_in``;
+    ``backend`` (the name of the backend that answered, ``routes/common.call_backend``) and ``key``
+    (the usage name of the inbound key, ``app._guard``), both from closed configured sets.
     """
 
     __slots__ = (
-        "model", "outcome", "tokens_in", "tokens_out", "bytes_in",
+        "model", "outcome", "tokens_in", "tokens_out", "bytes_in", "backend", "key",
         "route", "method", "request_id", "status", "bytes_out", "queue_s",
         "ttft_s", "_metrics", "_t0", "_body", "_deferred", "_done",
     )
@@ -82,6 +84,8 @@ class Observation:
         t0: float | None = None,
     ) -> None:
         self.model: str | None = None
+        self.backend: str | None = None
+        self.key: str | None = None
         self.outcome: str | None = None
         self.tokens_in: int | None = None
         self.tokens_out: int | None = None
@@ -180,7 +184,7 @@ class Observation:
                 metrics.prom.stream_finished()
         except Exception:  # pragma: no cover - defensive
             log.exception("metrics: gauge update failed")
-        metrics.observe(rec)
+        metrics.observe(rec, backend=self.backend, key=self.key)
         access({
             "request_id": self.request_id,
             "route": self.route,
@@ -193,6 +197,8 @@ class Observation:
             "ttft_ms": None if rec.ttft_s is None else round(rec.ttft_s * 1000.0, 3),
             "tokens_in": self.tokens_in,
             "tokens_out": self.tokens_out,
+            **({"backend": self.backend} if self.backend is not None else {}),
+            **({"key": self.key} if self.key is not None else {}),  # the key's name, never the key
         })
 
 

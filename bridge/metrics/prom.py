@@ -33,7 +33,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from ..translate.fallback import ADDED_PARAMS  # the closed set of the ``param`` label
 from .archive import scrape_lock
 from .host import include_host
-from .records import Record
+from .records import OUTCOMES, Record
 from .system import ProcessSnapshot
 
 __all__ = [
@@ -103,7 +103,8 @@ class _FoldSafeCollector(MultiProcessCollector):
 class PromMetrics:
     """The bridge's Prometheus metrics. One :meth:`observe` per finished request."""
 
-    def __init__(self, *, version: str, multiproc_dir: str | None) -> None:
+    def __init__(self, *, version: str, multiproc_dir: str | None, backends: tuple[str, ...] = (),
+                 keys: tuple[str, ...] = ()) -> None:
         self.multiprocess = prometheus_multiprocess()
         self.multiproc_dir = multiproc_dir
         self._children: dict[tuple, object] = {}
@@ -185,6 +186,84 @@ class PromMetrics:
             ["outcome"], registry=r)
         self.param_dropped = _param_dropped_counter(r)
         self.build_info.labels(version).set(1)
+        self._backend_metrics(r, backends, keys)
+
+    def _backend_metrics(self, r: CollectorRegistry, backends: tuple[str, ...], keys: tuple[str, ...]) -> None:
+        """Per backend (names from BACKENDS_FILE, or "default") and per inbound key name (from
+        BRIDGE_API_KEYS): both closed configured sets; any other value is never a label."""
+        self.backend_names = frozenset(backends)
+        self.key_names = frozenset(keys)
+        self.backend_requests = Counter(
+            "bridge_backend_requests_total",
+            "Calls sent to each backend (every attempt, failovers included), by outcome at the answer's start.",
+            ["backend", "outcome"], registry=r)
+        self.backend_ttft = Histogram(
+            "bridge_backend_time_to_first_token_seconds",
+            "Request received to first content line written, per stream, by the backend that answered.",
+            ["backend"], buckets=TTFT_BUCKETS, registry=r)
+        self.backend_tokens = Counter(
+            "bridge_backend_tokens_total", "Tokens reported by each backend, by type (input/output).",
+            ["backend", "type"], registry=r)
+        self.backend_in_flight = Gauge(
+            "bridge_backend_in_flight", "Calls to each backend in progress (streams until they close).",
+            ["backend"], multiprocess_mode="livesum", registry=r)
+        # The worst worker's breaker (each worker keeps its own): max over live workers.
+        self.backend_circuit = Gauge(
+            "bridge_backend_circuit_state",
+            "Circuit breaker of each backend: 0 closed, 1 half-open, 2 open (the worst live worker's).",
+            ["backend"], multiprocess_mode="livemax", registry=r)
+        self.failovers = Counter(
+            "bridge_upstream_failovers_total",
+            "Calls moved on to another backend before the first byte, by the backend that failed.",
+            ["backend"], registry=r)
+        self.key_requests = Counter(
+            "bridge_key_requests_total", "Requests per inbound key name (BRIDGE_API_KEYS name:key).",
+            ["key"], registry=r)
+        self.key_tokens = Counter(
+            "bridge_key_tokens_total", "Tokens per inbound key name, by type (input/output).",
+            ["key", "type"], registry=r)
+        for name in backends:
+            self._child(self.backend_requests, name, "ok")
+            self._child(self.failovers, name)
+            for kind in ("input", "output"):
+                self._child(self.backend_tokens, name, kind)
+        for name in keys:
+            self._child(self.key_requests, name)
+            for kind in ("input", "output"):
+                self._child(self.key_tokens, name, kind)
+
+    def observe_usage(self, rec: Record, backend: str | None, key: str | None) -> None:
+        """The per-backend and per-key figures of one finished request (``rec`` normalised)."""
+        child = self._child
+        if backend in self.backend_names:
+            if rec.tokens_in:
+                child(self.backend_tokens, backend, "input").inc(rec.tokens_in)
+            if rec.tokens_out:
+                child(self.backend_tokens, backend, "output").inc(rec.tokens_out)
+            if rec.stream and rec.ttft_s is not None:
+                child(self.backend_ttft, backend).observe(rec.ttft_s)
+        if key in self.key_names:
+            child(self.key_requests, key).inc()
+            if rec.tokens_in:
+                child(self.key_tokens, key, "input").inc(rec.tokens_in)
+            if rec.tokens_out:
+                child(self.key_tokens, key, "output").inc(rec.tokens_out)
+
+    def backend_attempt(self, backend: str, outcome: str) -> None:
+        if backend in self.backend_names:
+            self._child(self.backend_requests, backend, outcome if outcome in OUTCOMES else "error").inc()
+
+    def backend_failover(self, backend: str) -> None:
+        if backend in self.backend_names:
+            self._child(self.failovers, backend).inc()
+
+    def backend_state(self, backend: str, state: int) -> None:
+        if backend in self.backend_names:
+            self._child(self.backend_circuit, backend).set(state)
+
+    def backend_in_flight_add(self, backend: str, delta: int) -> None:
+        if backend in self.backend_names:
+            self._child(self.backend_in_flight, backend).inc(delta)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -264,6 +343,8 @@ class PromMetrics:
         outcomes: dict[str, float] = {}
         codes: dict[str, float] = {}
         in_progress = active_streams = 0.0
+        backends: dict[str, dict] = {name: {} for name in sorted(self.backend_names)}
+        keys: dict[str, dict] = {name: {} for name in sorted(self.key_names)}
         for family in self.families():
             if family.name == "bridge_http_request_outcomes":
                 for s in family.samples:
@@ -279,9 +360,39 @@ class PromMetrics:
                 in_progress += sum(s.value for s in family.samples)
             elif family.name == "bridge_active_streams":
                 active_streams += sum(s.value for s in family.samples)
+            elif family.name.startswith(("bridge_backend_", "bridge_upstream_failovers", "bridge_key_")):
+                _usage_sample(family, backends, keys)
         return {
             "outcomes": {k: int(v) for k, v in outcomes.items() if v},
             "codes": {k: int(v) for k, v in codes.items() if v},
             "in_progress": max(0, int(in_progress)),
             "active_streams": max(0, int(active_streams)),
+            "backends": backends,
+            "keys": keys,
         }
+
+
+def _usage_sample(family: Metric, backends: dict[str, dict], keys: dict[str, dict]) -> None:
+    """Fold one per-backend / per-key family into raw figures (summary.py shapes them)."""
+    for s in family.samples:
+        name, labels = s.name, s.labels
+        row = backends.get(labels.get("backend", "")) if "backend" in labels else keys.get(labels.get("key", ""))
+        if row is None:
+            continue
+        if name == "bridge_backend_requests_total":
+            outcomes = row.setdefault("outcomes", {})
+            outcomes[labels["outcome"]] = outcomes.get(labels["outcome"], 0.0) + s.value
+        elif name in ("bridge_backend_tokens_total", "bridge_key_tokens_total"):
+            row[f"tokens_{labels['type']}"] = row.get(f"tokens_{labels['type']}", 0.0) + s.value
+        elif name == "bridge_backend_in_flight":
+            row["in_flight"] = row.get("in_flight", 0.0) + s.value
+        elif name == "bridge_backend_circuit_state":
+            row["state"] = max(row.get("state", 0.0), s.value)
+        elif name == "bridge_upstream_failovers_total":
+            row["failovers"] = row.get("failovers", 0.0) + s.value
+        elif name == "bridge_key_requests_total":
+            row["requests"] = row.get("requests", 0.0) + s.value
+        elif name == "bridge_backend_time_to_first_token_seconds_bucket":
+            buckets = row.setdefault("ttft_buckets", {})
+            le = float(labels["le"])
+            buckets[le] = buckets.get(le, 0.0) + s.value

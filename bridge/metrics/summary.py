@@ -123,6 +123,9 @@ def build_summary(
         "filtered_requests": len(recs),
         "recent": [_recent(r) for r in recs[-RECENT:][::-1]],
     }
+    if cumulative is not None and "backends" in cumulative:
+        body["backends"] = {name: _backend_row(raw) for name, raw in cumulative["backends"].items()}
+        body["keys"] = {name: _key_row(raw) for name, raw in cumulative.get("keys", {}).items()}
     if version is not None:
         body["version"] = version
     if system is not None:
@@ -271,6 +274,50 @@ def _recent(r: Record) -> dict:
         "tokens": {"in": r.tokens_in, "out": r.tokens_out},
         "outcome": r.outcome,
     }
+
+
+#: bridge_backend_circuit_state values (bridge/routing.py).
+CIRCUIT_STATES = {0: "closed", 1: "half_open", 2: "open"}
+
+
+def _backend_row(raw: dict) -> dict:
+    """One backend over all workers, from its raw Prometheus figures (exact counts; TTFT p50
+    interpolated inside its histogram bucket, as Prometheus' histogram_quantile does)."""
+    outcomes = {k: int(v) for k, v in sorted(raw.get("outcomes", {}).items()) if v}
+    requests = sum(outcomes.values())
+    return {
+        "state": CIRCUIT_STATES.get(int(raw.get("state", 0)), "closed"),
+        "requests": requests,
+        "errors": requests - outcomes.get("ok", 0),
+        "outcomes": outcomes,
+        "failovers": int(raw.get("failovers", 0)),
+        "in_flight": max(0, int(raw.get("in_flight", 0))),
+        "tokens_in": int(raw.get("tokens_input", 0)),
+        "tokens_out": int(raw.get("tokens_output", 0)),
+        "ttft_p50_ms": _ms(_bucket_quantile(raw.get("ttft_buckets", {}), 0.5)),
+    }
+
+
+def _key_row(raw: dict) -> dict:
+    return {"requests": int(raw.get("requests", 0)), "tokens_in": int(raw.get("tokens_input", 0)),
+            "tokens_out": int(raw.get("tokens_output", 0))}
+
+
+def _bucket_quantile(buckets: dict[float, float], q: float) -> float | None:
+    """The q-quantile of cumulative histogram buckets {upper bound: count}; None without data."""
+    bounds = sorted(buckets)
+    if not bounds or buckets[bounds[-1]] <= 0:
+        return None
+    rank = q * buckets[bounds[-1]]
+    lower, below = 0.0, 0.0
+    for bound in bounds:
+        count = buckets[bound]
+        if count >= rank:
+            if math.isinf(bound):
+                return lower
+            return lower + (bound - lower) * ((rank - below) / (count - below) if count > below else 0.0)
+        lower, below = bound, count
+    return lower
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ def anthropic_blueprint(services: Services) -> Blueprint:
         stream = _flag(body, "stream")
         backend = resolve_model(requested, services)
         openai_body = anthropic.messages_request(body, backend, stream=stream,
-                                                 think_control=services.settings.think_control)
+                                                 think_control=services.think_control)
         message_id = f"msg_{uuid.uuid4().hex[:24]}"
         stop = anthropic.stop_sequences(body)
         keep_thinking = anthropic.keeps_thinking(body)

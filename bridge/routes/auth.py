@@ -6,7 +6,7 @@ import hmac
 
 from flask import request
 
-__all__ = ["bearer_token", "inbound_key", "matches"]
+__all__ = ["bearer_token", "inbound_key", "matches", "matching_key"]
 
 
 def bearer_token() -> bytes | None:
@@ -32,3 +32,15 @@ def matches(given: bytes | None, *expected: bytes) -> bool:
     if given is None:
         return False
     return any([hmac.compare_digest(given, key) for key in expected])
+
+
+def matching_key(given: bytes | None, *expected: bytes) -> int | None:
+    """The index of the key in ``expected`` that ``given`` equals, or None. Like :func:`matches`,
+    every candidate is compared in constant time with no early exit."""
+    if given is None:
+        return None
+    found = None
+    for index, key in enumerate(expected):
+        if hmac.compare_digest(given, key) and found is None:
+            found = index
+    return found

@@ -8,11 +8,15 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from flask import g, request
+from collections.abc import Callable
+
+from flask import g, has_request_context, request
 
 from ..backend_models import BackendModels
+from ..backend_pool import BackendPool
 from ..config import Settings
 from ..errors import ClientRequestError, ModelNotFound, UpstreamHTTPError
+from ..metrics.instrument import observation
 from ..modelmap import ModelMap
 from ..translate.backend_errors import model_not_found_in_body
 from ..upstream import Deadline, UpstreamClient
@@ -23,13 +27,33 @@ __all__ = ["Services", "call_backend", "read_json_object", "now_rfc3339", "reque
 
 @dataclass(frozen=True)
 class Services:
-    """Everything a route needs, built once per worker by the app factory."""
+    """Everything a route needs, built once per worker by the app factory.
+
+    ``pool`` holds every backend (one without BACKENDS_FILE); ``models`` is its merged catalogue
+    (the pool itself by default) and ``upstream`` its first client (streams are read through it).
+    """
 
     settings: Settings
-    upstream: UpstreamClient
     modelmap: ModelMap
-    models: BackendModels
     started_at: str
+    pool: BackendPool = None  # type: ignore[assignment]
+    upstream: UpstreamClient = None  # type: ignore[assignment]
+    models: BackendPool | BackendModels = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        pool = self.pool or BackendPool(self.settings, on_ids=self.modelmap.set_known_labels)
+        object.__setattr__(self, "pool", pool)
+        if self.upstream is None:
+            object.__setattr__(self, "upstream", pool.upstream)
+        if self.models is None:
+            object.__setattr__(self, "models", pool)
+        # How routes translate ``think``: THINK_CONTROL, or "both" when a backend has its own
+        # (``params.call_generation`` then keeps only the fields each backend wants).
+        own = any(b.think_control for b in pool.backends)
+        object.__setattr__(self, "think_control", "both" if own else self.settings.think_control)
+        # Each backend's own THINK_CONTROL (None: all use the global one, nothing to adapt).
+        object.__setattr__(self, "think_controls", {b.name: b.think_control or self.settings.think_control
+                                                    for b in pool.backends} if own else None)
 
     def deadline(self) -> Deadline:
         """This request's deadline: one REQUEST_TIMEOUT budget shared by all its backend calls."""
@@ -108,15 +132,23 @@ def resolve_model(requested: str, services: Services) -> str:
 
 
 def call_backend(services: Services, path: str, openai_body: dict, requested: str, *, stream: bool,
-                 deadline: Deadline | None = None, rid: str | None = None):
-    """One backend call within the request's deadline; the backend saying it has no such model
-    becomes our ``model 'x' not found`` (404). ``deadline``/``rid`` default to this request's
-    (pass them when calling from a greenlet outside the request context)."""
+                 deadline: Deadline | None = None, rid: str | None = None,
+                 body_for: Callable[[str], dict] | None = None, accept: Callable[[str], bool] | None = None):
+    """One backend call within the request's deadline, to a backend serving the model (failover
+    before the first byte: ``BackendPool.open``); the backend saying it has no such model becomes
+    our ``model 'x' not found`` (404). ``deadline``/``rid`` default to this request's (pass them
+    when calling from a greenlet outside the request context). The response's ``bridge_backend``
+    names the backend that answered; it is noted on the request's observation for the metrics."""
     try:
-        return services.upstream.open("POST", path, json_body=openai_body, stream=stream,
-                                      deadline=deadline or services.deadline(), request_id=rid or request_id())
+        resp = services.pool.open("POST", path, json_body=openai_body, body_for=body_for,
+                                  model=openai_body.get("model") if isinstance(openai_body.get("model"), str) else None,
+                                  stream=stream, deadline=deadline or services.deadline(),
+                                  request_id=rid or request_id(), accept=accept)
     except UpstreamHTTPError as exc:
         raise translate_not_found(exc, requested) from None
+    if has_request_context():
+        observation().backend = resp.bridge_backend
+    return resp
 
 
 def require_listing(services: Services) -> None:

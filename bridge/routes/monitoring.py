@@ -33,7 +33,7 @@ class _BadParam(ValueError):
 
 
 def monitoring_blueprint(
-    metrics: Metrics, *, token: str | None, ready: Callable[[], tuple[bool, str]], instance: str | None = None
+    metrics: Metrics, *, token: str | None, ready: Callable[[], tuple], instance: str | None = None
 ) -> Blueprint:
     """``instance`` (INSTANCE_NAME) is named in the summary and in /health: which member of a fleet answered."""
     bp = Blueprint("monitoring", __name__)
@@ -141,10 +141,11 @@ def monitoring_blueprint(
 
     @bp.get("/ready")
     def readiness():
-        ok, reason = ready()
+        ok, reason, *more = ready()
+        extra = more[0] if more else {}  # e.g. {"backends": [each backend's state]}
         if ok:
-            return jsonify({"status": "ready", "reason": reason})
-        resp = jsonify({"status": "not_ready", "reason": reason, "error": reason})
+            return jsonify({"status": "ready", "reason": reason, **extra})
+        resp = jsonify({"status": "not_ready", "reason": reason, "error": reason, **extra})
         resp.status_code = 503
         return resp
 

@@ -124,7 +124,7 @@ def ollama_blueprint(services: Services) -> Blueprint:
             return _load(kind, body, requested, reason, keep_alive, stream)
         backend = resolve_model(requested, services)
         ps_table.touch(requested, backend, keep_alive)
-        think_control = services.settings.think_control
+        think_control = services.think_control
         if kind == "chat":
             path = "/chat/completions"
             openai_body = chat.chat_request(body, backend, stream=stream, think_control=think_control)
@@ -141,6 +141,7 @@ def ollama_blueprint(services: Services) -> Blueprint:
             def answer() -> bytes:
                 resp = call_generation(services, path, openai_body, requested, stream=False, added=added,
                                        deadline=deadline, rid=rid)
+                obs.backend = resp.bridge_backend  # also when run in a greenlet (FIRST_BYTE_TIMEOUT)
                 data = json_object(resp)
                 end_ns = time.monotonic_ns()
                 # Without the backend's own timings: prompt eval until the response headers, eval the rest.
@@ -166,7 +167,7 @@ def ollama_blueprint(services: Services) -> Blueprint:
         """A load or unload request (no prompt / no messages): checked like any other request (field
         types, options, the model known to the backend), then answered without inference."""
         backend = resolve_model(requested, services)  # unknown model: 404, as Ollama answers
-        think_control = services.settings.think_control
+        think_control = services.think_control
         if kind == "chat":  # the same translation as a real request, its result unused: same 400s
             chat.chat_request({**body, "messages": [{"role": "user", "content": ""}]}, backend, stream=stream,
                               think_control=think_control)

@@ -2,7 +2,7 @@
 added on its own (``reasoning_effort``, ``chat_template_kwargs``, ``stream_options``).
 
 When the backend answers 400/422 naming such a field, the call is retried once without it, the
-refusal is remembered for this backend + model (bounded table, per worker) so later calls leave the
+refusal is remembered for this backend (by name) + model (bounded table, per worker) so later calls leave the
 field out at once, and ``bridge_upstream_param_dropped_total{param}`` counts every call sent without
 it. A client that asked for thinking (``think`` true or a level) on a model whose backend refuses the
 thinking fields gets Ollama's own answer instead: 400 ``"<model>" does not support thinking``.
@@ -57,32 +57,62 @@ def added_params(openai_body: dict, think: object) -> AddedParams:
 
 def call_generation(services: Services, path: str, openai_body: dict, requested: str, *, stream: bool,
                     added: AddedParams, deadline: Deadline | None = None, rid: str | None = None):
-    """:func:`call_backend`, leaving out added fields this backend refused for this model."""
-    key = (services.settings.backend_url, openai_body.get("model"))
-    body = _without_known(openai_body, key, added, requested)
+    """:func:`call_backend`, leaving out added fields the chosen backend refused for this model
+    (remembered per backend name + model) and the thinking fields its THINK_CONTROL does not want."""
+    model = openai_body.get("model")
+    controls = services.think_controls or {}
+    body = openai_body
     tried: set[str] = set()
+
+    def body_for(backend: str, count: bool = True) -> dict:
+        return _without_known(_thinking_for(body, controls.get(backend), added), (backend, model), added, requested,
+                              count=count)
+
     while True:
         try:
-            return call_backend(services, path, body, requested, stream=stream, deadline=deadline, rid=rid)
+            return call_backend(services, path, body, requested, stream=stream, deadline=deadline, rid=rid,
+                                body_for=body_for)
         except UpstreamHTTPError as exc:
-            candidates = [p for p in added.names if p in body and p not in tried]
+            backend = getattr(exc, "backend", "")
+            sent = body_for(backend, count=False)  # what that backend was sent
+            candidates = [p for p in added.names if p in sent and (backend, p) not in tried]
             rejection = rejected_param(exc.status, exc.message, candidates)
             if rejection is None:
                 raise
             param = rejection.param
-            tried.add(param)
-            if not rejection.value_only:
-                _dropped.add(key, param)
-            other_thinking = [p for p in THINKING_PARAMS if p != param and p in body]
+            tried.add((backend, param))
+            other_thinking = [p for p in THINKING_PARAMS if p != param and p in sent]
             if added.think_on and param in THINKING_PARAMS and not rejection.value_only and not other_thinking:
+                _dropped.add((backend, model), param)
                 raise _no_thinking(requested) from None
             log.info("backend refused a field the bridge added; retrying without it",
-                     extra={"param": param, "status": exc.status})
-            _count(added, param)
-            body = {k: v for k, v in body.items() if k != param}
+                     extra={"param": param, "status": exc.status, "backend": backend})
+            if rejection.value_only:  # not remembered: this request alone goes on without it
+                _count(added, param)
+                body = {k: v for k, v in body.items() if k != param}
+            else:  # remembered for this backend + model: body_for leaves it out (and counts it)
+                _dropped.add((backend, model), param)
 
 
-def _without_known(openai_body: dict, key: tuple, added: AddedParams, requested: str) -> dict:
+#: The thinking fields each THINK_CONTROL sends (routes translate with "both" when backends differ).
+_CONTROL_FIELDS = {"reasoning_effort": frozenset({"reasoning_effort"}),
+                   "chat_template_kwargs": frozenset({"chat_template_kwargs"}),
+                   "both": THINKING_PARAMS, "off": frozenset()}
+
+
+def _thinking_for(body: dict, control: str | None, added: AddedParams) -> dict:
+    """``body`` without the bridge-added thinking fields this backend's THINK_CONTROL leaves out."""
+    if control is None:
+        return body
+    unwanted = [p for p in THINKING_PARAMS - _CONTROL_FIELDS.get(control, THINKING_PARAMS)
+                if p in body and p in added.names]
+    if not unwanted:
+        return body
+    return {k: v for k, v in body.items() if k not in unwanted}
+
+
+def _without_known(openai_body: dict, key: tuple, added: AddedParams, requested: str, *,
+                   count: bool = True) -> dict:
     """The body minus the added fields already known to be refused for this backend + model."""
     known = _dropped.get(key).intersection(added.names)
     if not known:
@@ -90,7 +120,10 @@ def _without_known(openai_body: dict, key: tuple, added: AddedParams, requested:
     thinking_sent = THINKING_PARAMS.intersection(added.names)
     if added.think_on and thinking_sent and thinking_sent <= known:
         raise _no_thinking(requested)
-    for param in sorted(known):
+    known = known.intersection(openai_body)
+    if not known:
+        return openai_body
+    for param in sorted(known) if count else ():
         _count(added, param)
     return {k: v for k, v in openai_body.items() if k not in known}
 

@@ -18,6 +18,7 @@ from collections import OrderedDict
 
 from flask import Blueprint, Response
 
+from ..backend_pool import NoBackend
 from ..errors import ClientRequestError, UpstreamHTTPError
 from ..metrics.instrument import observation
 from ..ndjson import json_bytes
@@ -36,10 +37,10 @@ _MISSING_ROUTE = frozenset({404, 405, 501})
 
 
 class ResponsesSupport:
-    """Which backends serve ``/v1/responses`` themselves: backend key -> (served, when learned).
+    """Which backends serve ``/v1/responses`` themselves: backend name -> (served, when learned).
 
-    Keys are backend identities from the configuration (never client input), and the map is
-    still bounded (oldest forgotten first).
+    Keys are backend names from the configuration (never client input), and the map is still
+    bounded (oldest forgotten first).
     """
 
     def __init__(self, *, max_entries: int = 64, recheck_s: float = _RECHECK_S, clock=time.monotonic) -> None:
@@ -71,7 +72,6 @@ class ResponsesSupport:
 def responses_blueprint(services: Services, support: ResponsesSupport | None = None) -> Blueprint:
     bp = Blueprint("responses_api", __name__)
     support = support or ResponsesSupport()
-    backend_key = services.settings.backend_url
 
     @bp.post("/v1/responses")
     def create():
@@ -85,31 +85,35 @@ def responses_blueprint(services: Services, support: ResponsesSupport | None = N
         if not isinstance(stream, bool):
             raise ClientRequestError("'stream' must be a boolean")
         backend = resolve_model(requested, services)
-        if support.native(backend_key) is not False:
-            forwarded = services.modelmap.to_backend_passthrough({**body, "model": requested})
+        # Backends (by name) not known to lack /v1/responses get the request as it is.
+        forwarded = services.modelmap.to_backend_passthrough({**body, "model": requested})
+        try:
+            resp = call_backend(services, "/responses", forwarded, requested, stream=stream,
+                                accept=lambda name: support.native(name) is not False)
+        except NoBackend:  # every backend for this model lacks the route: translate
+            resp = None
+        except UpstreamHTTPError as exc:
+            if exc.status not in _MISSING_ROUTE or model_not_found_in_body(exc.message):
+                raise
+            support.remember(getattr(exc, "backend", ""), False)
+            resp = None
+        if resp is not None:
+            support.remember(resp.bridge_backend, True)
+            if stream:
+                return Response(obs.stream_wrap(responses_passthrough(services.upstream, resp, obs)),
+                                mimetype="text/event-stream", headers=_SSE_HEADERS)
             try:
-                resp = call_backend(services, "/responses", forwarded, requested, stream=stream)
-            except UpstreamHTTPError as exc:
-                if exc.status not in _MISSING_ROUTE or model_not_found_in_body(exc.message):
-                    raise
-                support.remember(backend_key, False)
-            else:
-                support.remember(backend_key, True)
-                if stream:
-                    return Response(obs.stream_wrap(responses_passthrough(services.upstream, resp, obs)),
-                                    mimetype="text/event-stream", headers=_SSE_HEADERS)
-                try:
-                    record_responses_usage(json.loads(resp.content), obs)
-                except ValueError:  # relayed as it is, uncounted
-                    pass
-                return Response(resp.content, status=resp.status_code,
-                                content_type=resp.headers.get("Content-Type", "application/json"))
+                record_responses_usage(json.loads(resp.content), obs)
+            except ValueError:  # relayed as it is, uncounted
+                pass
+            return Response(resp.content, status=resp.status_code,
+                            content_type=resp.headers.get("Content-Type", "application/json"))
         return _translated(body, requested, backend, stream)
 
     def _translated(body: dict, requested: str, backend: str, stream: bool) -> Response:
         obs = observation()
         openai_body = responses_api.responses_request(body, backend, stream=stream,
-                                                      think_control=services.settings.think_control)
+                                                      think_control=services.think_control)
         base = responses_api.response_object(body, response_id=f"resp_{uuid.uuid4().hex}",
                                              created_at=int(time.time()), model=requested)
         effort = body["reasoning"].get("effort") if isinstance(body.get("reasoning"), dict) else None

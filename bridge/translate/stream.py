@@ -53,6 +53,8 @@ class StreamTranslator:
         self._chars = 0  # output characters forwarded
         self._logprob_tokens = 0
         self._finished = False
+        self._stamp: str | None = None  # created_at shared by the chunks of one read (begin_read)
+        self._batching = False
         self.finish_reason: str | None = None
         self.has_output = False
 
@@ -71,6 +73,20 @@ class StreamTranslator:
         if self._logprob_tokens:
             return self._logprob_tokens
         return self._pieces or -(-self._chars // CHARS_PER_TOKEN)
+
+    def begin_read(self) -> None:
+        """The events fed until the next call arrived in one read: their chunks share one
+        ``created_at`` (they left the backend together), so the clock is formatted once per read,
+        not once per chunk. Without calls to this, every chunk reads the clock."""
+        self._batching = True
+        self._stamp = None
+
+    def _now(self) -> str:
+        if not self._batching:
+            return self._created_at()
+        if self._stamp is None:
+            self._stamp = self._created_at()
+        return self._stamp
 
     def feed(self, event: dict) -> list[dict]:
         """One parsed SSE JSON object -> zero or more done:false Ollama chunks."""
@@ -170,7 +186,7 @@ class StreamTranslator:
 
     def _base_chunk(self, text: str, thinking: str, *, done: bool) -> dict:
         """A chat or generate chunk skeleton."""
-        chunk: dict = {"model": self._model, "created_at": self._created_at()}
+        chunk: dict = {"model": self._model, "created_at": self._now()}
         if self._kind == "chat":
             chunk["message"] = {"role": "assistant", "content": text}
             if thinking:
