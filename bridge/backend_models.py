@@ -21,7 +21,27 @@ log = logging.getLogger(__name__)
 _LIST_TIMEOUT_S = 10.0
 
 
-class BackendModels:
+class ListingLookups:
+    """Look-ups over a ``/v1/models`` body: shared by one backend's listing and the merged one of
+    all backends (``backend_pool.BackendPool``), which both provide ``cached()``."""
+
+    def cached(self, request_id: str | None = None, deadline: Deadline | None = None) -> dict | None:
+        raise NotImplementedError
+
+    def ids(self, request_id: str | None = None, deadline: Deadline | None = None) -> list[str] | None:
+        body = self.cached(request_id, deadline)
+        return None if body is None else backend_ids(body)
+
+    def entry(self, backend_id: str, request_id: str | None = None) -> dict | None:
+        """The ``data[]`` entry for one backend id, when listed."""
+        body = self.cached(request_id) or {}
+        for item in body.get("data") or ():
+            if isinstance(item, dict) and item.get("id") == backend_id:
+                return item
+        return None
+
+
+class BackendModels(ListingLookups):
     """Cached ``/v1/models`` body with a time-to-live."""
 
     def __init__(self, upstream: UpstreamClient, ttl_s: float, *, on_ids: Callable[[list[str]], None],
@@ -68,14 +88,3 @@ class BackendModels:
         """True while the cached body (or the last failure) is younger than the TTL."""
         return self._clock() - self._fetched_at < self._ttl_s
 
-    def ids(self, request_id: str | None = None, deadline: Deadline | None = None) -> list[str] | None:
-        body = self.cached(request_id, deadline)
-        return None if body is None else backend_ids(body)
-
-    def entry(self, backend_id: str, request_id: str | None = None) -> dict | None:
-        """The ``data[]`` entry for one backend id, when listed."""
-        body = self.cached(request_id) or {}
-        for item in body.get("data") or ():
-            if isinstance(item, dict) and item.get("id") == backend_id:
-                return item
-        return None

@@ -24,12 +24,11 @@ from typing import Protocol
 
 import requests
 
-from .backend_models import BackendModels
+from .backend_models import BackendModels, ListingLookups
 from .backends import Backend
 from .config import Settings
 from .errors import UpstreamConnectError, UpstreamError, UpstreamHTTPError, UpstreamTimeout
 from .routing import OPEN, STATE_NAMES, Router
-from .translate.catalog import backend_ids
 from .upstream import Deadline, UpstreamClient
 
 __all__ = ["BackendPool", "NoBackend", "Report"]
@@ -66,7 +65,7 @@ class _NoReport:
         pass
 
 
-class BackendPool:
+class BackendPool(ListingLookups):
     """The backends of one worker (see the module docstring)."""
 
     def __init__(self, settings: Settings, *, on_ids: Callable[[list[str]], None] = lambda ids: None,
@@ -229,17 +228,6 @@ class BackendPool:
             return None
         return self._merge(bodies)
 
-    def ids(self, request_id: str | None = None, deadline: Deadline | None = None) -> list[str] | None:
-        body = self.cached(request_id, deadline)
-        return None if body is None else backend_ids(body)
-
-    def entry(self, backend_id: str, request_id: str | None = None) -> dict | None:
-        """The ``data[]`` entry for one backend id, when listed."""
-        body = self.cached(request_id) or {}
-        for item in body.get("data") or ():
-            if isinstance(item, dict) and item.get("id") == backend_id:
-                return item
-        return None
 
     def _bodies(self, *, fresh: bool, request_id: str | None, deadline: Deadline | None,
                 ) -> tuple[list[dict | None], list[UpstreamError]]:

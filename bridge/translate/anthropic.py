@@ -16,7 +16,7 @@ import json
 import math
 
 from bridge.errors import ClientRequestError, UpstreamProtocolError
-from bridge.translate.responses import parse_arguments, reasoning_text
+from bridge.translate.responses import first_choice, parse_arguments, reasoning_text
 
 __all__ = [
     "count_tokens",
@@ -366,7 +366,7 @@ def _metadata_user(metadata: object) -> str | None:
 def messages_response(resp: dict, *, model: str, message_id: str, stop: tuple[str, ...] = (),
                       keep_thinking: bool = True) -> dict:
     """A non-stream chat.completion -> one Anthropic ``message``."""
-    choice = _first_choice(resp)
+    choice = first_choice(resp)
     message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
     content: list[dict] = []
     thinking = reasoning_text(message)
@@ -428,15 +428,6 @@ def _count(value: object) -> int | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
         return None
     return max(0, int(value))
-
-
-def _first_choice(resp: object) -> dict:
-    if not isinstance(resp, dict):
-        raise UpstreamProtocolError("backend response is not a JSON object")
-    choices = resp.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise UpstreamProtocolError("backend response has no choices")
-    return choices[0]
 
 
 def _message_text(content: object) -> str:

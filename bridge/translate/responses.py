@@ -16,6 +16,7 @@ __all__ = [
     "chat_response",
     "done_reason",
     "estimate_tokens",
+    "first_choice",
     "generate_response",
     "logprobs_from_choice",
     "metrics",
@@ -130,7 +131,7 @@ def chat_response(
     resp: dict, *, model: str, created_at: str, timings: Timings, keep_thinking: bool, prompt_estimate: int = 0
 ) -> dict:
     """A non-stream OpenAI chat.completion -> one Ollama /api/chat body."""
-    choice = _first_choice(resp)
+    choice = first_choice(resp)
     source = _choice_message(choice)
     message: dict = {"role": "assistant", "content": _content_text(source)}
     thinking = reasoning_text(source)
@@ -148,7 +149,7 @@ def generate_response(
     resp: dict, *, model: str, created_at: str, timings: Timings, keep_thinking: bool, prompt_estimate: int = 0
 ) -> dict:
     """A non-stream chat.completion or text_completion -> one Ollama /api/generate body."""
-    choice = _first_choice(resp)
+    choice = first_choice(resp)
     if isinstance(choice.get("message"), dict):
         source = choice["message"]
         text = _content_text(source)
@@ -178,7 +179,7 @@ def _finish(out: dict, resp: dict, choice: dict, timings: Timings, prompt_estima
     return out
 
 
-def _first_choice(resp: object) -> dict:
+def first_choice(resp: object) -> dict:
     """choices[0] of a backend response, or UpstreamProtocolError when there is none."""
     if not isinstance(resp, dict):
         raise UpstreamProtocolError("backend response is not a JSON object")

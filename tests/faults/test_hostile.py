@@ -172,6 +172,17 @@ def test_metrics_stay_bounded_under_10k_hostile_requests(fake_backend, tmp_path,
 # -- auth before the body --------------------------------------------------------------------------
 
 
+def _until_status_line(sock: socket.socket) -> bytes:
+    """What the server sent until its status line is whole (or it closed)."""
+    data = b""
+    while b"\r\n" not in data:
+        more = sock.recv(4096)
+        if not more:
+            break
+        data += more
+    return data
+
+
 def _unauthenticated_upload(port: int, *, chunked: bool, total: int = 30 * MiB) -> tuple[float, bytes, bool]:
     """Start a 30 MiB upload without a key; (seconds to the status line, status line, closed by the
     server). The body keeps flowing from a thread until the server stops taking it."""
@@ -195,12 +206,7 @@ def _unauthenticated_upload(port: int, *, chunked: bool, total: int = 30 * MiB) 
     sock.sendall(head.encode())
     sender = threading.Thread(target=pump, daemon=True)
     sender.start()
-    data = b""
-    while b"\r\n" not in data:
-        more = sock.recv(4096)
-        if not more:
-            break
-        data += more
+    data = _until_status_line(sock)
     elapsed = time.perf_counter() - t0
     status = data.split(b"\r\n", 1)[0]
     closed = False
@@ -526,12 +532,7 @@ def test_malformed_framing_is_a_clean_4xx(bridge, raw, status):
     sock = socket.create_connection(("127.0.0.1", bridge.port), timeout=10)
     try:
         sock.sendall(raw)
-        data = b""
-        while b"\r\n" not in data:
-            more = sock.recv(4096)
-            if not more:
-                break
-            data += more
+        data = _until_status_line(sock)
     finally:
         sock.close()
     assert data.split(b"\r\n", 1)[0].split(b" ")[1] == status, data[:200]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from tests.bridgeproc import REPO, free_port
+from tests.bridgeproc import REPO, free_port, wait_healthy
 
 __all__ = ["PROMETHEUS", "PUSHGATEWAY", "Prometheus", "Pushgateway"]
 
@@ -34,20 +34,6 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait(5)
 
 
-def _wait_http(proc: subprocess.Popen, url: str, log: Path, what: str, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"{what} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not ready in {timeout_s} s:\n{log.read_text()[-3000:]}")
-
-
 class Pushgateway:
     """``prometheus-pushgateway`` without persistence on 127.0.0.1:<port>."""
 
@@ -62,7 +48,7 @@ class Pushgateway:
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
     def wait_ready(self) -> Pushgateway:
-        _wait_http(self.proc, self.url + "/-/ready", self.log_path, "pushgateway")
+        wait_healthy(self.proc, self.url + "/-/ready", lambda: self.log_path.read_text()[-3000:], timeout_s=20, what="pushgateway")
         return self
 
     def metrics_text(self) -> str:
@@ -99,7 +85,7 @@ class Prometheus:
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
     def wait_ready(self) -> Prometheus:
-        _wait_http(self.proc, self.url + "/-/ready", self.log_path, "prometheus")
+        wait_healthy(self.proc, self.url + "/-/ready", lambda: self.log_path.read_text()[-3000:], timeout_s=20, what="prometheus")
         return self
 
     def query(self, promql: str, at: float | None = None) -> list[dict]:
