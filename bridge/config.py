@@ -130,7 +130,7 @@ class Settings:
             verify_ssl=not env.bool("DISABLE_SSL_VERIFICATION", False),
             max_request_bytes=env.int("MAX_REQUEST_BYTES", 32 * 1024 * 1024, lo=1024),
             metrics_token=env.str("METRICS_TOKEN"),
-            metrics_window=env.int("METRICS_WINDOW", 2000, lo=10, hi=1_000_000),
+            metrics_window=env.int("METRICS_WINDOW", 2000, lo=10, hi=50_000),
             metrics_dir=_metrics_dir(env),
             metrics_enabled=env.bool("METRICS_ENABLED", True),
             think_control=env.choice("THINK_CONTROL", "reasoning_effort", _THINK_CONTROLS),

@@ -9,9 +9,18 @@ once a whole line is present), ignores comments (``:``), and joins multi-line ``
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-__all__ = ["SSEDecoder", "SSEEvent"]
+from .ndjson import loads
+
+__all__ = ["DONE", "SSEDecoder", "SSEEvent", "event_objects"]
+
+log = logging.getLogger(__name__)
+
+#: What :func:`event_objects` yields for ``data: [DONE]`` (the end of an OpenAI stream).
+DONE = None
 
 
 class SSEEvent(NamedTuple):
@@ -88,3 +97,26 @@ class SSEDecoder:
             events.append(SSEEvent(self._event, "\n".join(self._data)))
         self._data = []
         self._event = None
+
+
+def event_objects(events: Iterable[SSEEvent]) -> Iterator[dict | None]:
+    """The JSON objects of OpenAI-style SSE events, then :data:`DONE` at ``[DONE]`` (and stop).
+
+    Events that are not JSON objects are skipped (logged); an ``event: error`` whose data lacks
+    an ``error`` key is wrapped as ``{"error": data}`` so translators see one error shape.
+    """
+    for event in events:
+        data = event.data.strip()
+        if data == "[DONE]":
+            yield DONE
+            return
+        try:
+            obj = loads(data)
+        except ValueError:
+            log.warning("skipping an SSE event that is not JSON", extra={"bytes": len(data)})
+            continue
+        if not isinstance(obj, dict):
+            continue
+        if event.event == "error" and "error" not in obj:
+            obj = {"error": obj}
+        yield obj

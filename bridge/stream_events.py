@@ -20,8 +20,8 @@ import requests
 
 from .errors import BridgeError, UpstreamError, UpstreamProtocolError
 from .ndjson import json_bytes
-from .sse import SSEDecoder
-from .streaming import _release_when_drained  # same package: reuse the pooled-connection drain
+from .sse import DONE, SSEDecoder, event_objects
+from .streaming import release_when_drained
 from .upstream import UpstreamClient
 
 __all__ = ["event_stream", "record_responses_usage", "responses_passthrough", "sse_frame"]
@@ -92,7 +92,7 @@ def event_stream(upstream: UpstreamClient, resp: requests.Response, translator: 
                                  BridgeError("internal error")))
     finally:
         if done:
-            _release_when_drained(resp)
+            release_when_drained(resp)
         else:
             resp.close()
 
@@ -100,19 +100,9 @@ def event_stream(upstream: UpstreamClient, resp: requests.Response, translator: 
 def _translate(events, translator: _Translator, obs: _Observation) -> tuple[bytes, bool]:
     """The bytes for these SSE events, and whether ``[DONE]`` was among them."""
     frames: list[bytes] = []
-    for event in events:
-        data = event.data.strip()
-        if data == "[DONE]":
+    for obj in event_objects(events):
+        if obj is DONE:
             return b"".join(frames), True
-        try:
-            obj = json.loads(data)
-        except ValueError:
-            log.warning("skipping an SSE event that is not JSON", extra={"bytes": len(data)})
-            continue
-        if not isinstance(obj, dict):
-            continue
-        if event.event == "error" and "error" not in obj:
-            obj = {"error": obj}
         before = translator.output_events
         frames.extend(sse_frame(e) for e in translator.feed(obj))
         if not before and translator.output_events:

@@ -23,12 +23,12 @@ from gevent import Timeout, spawn
 
 from .errors import BridgeError, UpstreamError, UpstreamProtocolError
 from .ndjson import json_bytes, loads, ndjson_line
-from .sse import SSEDecoder
+from .sse import DONE, SSEDecoder, event_objects
 from .translate.responses import Timings
 from .translate.stream import StreamTranslator
 from .upstream import UpstreamClient
 
-__all__ = ["ndjson_stream", "patient_json", "record_usage", "sse_passthrough", "StreamClock"]
+__all__ = ["ndjson_stream", "patient_json", "record_usage", "release_when_drained", "sse_passthrough", "StreamClock"]
 
 log = logging.getLogger(__name__)
 
@@ -126,12 +126,12 @@ def ndjson_stream(upstream: UpstreamClient, resp: requests.Response, translator:
         yield b"".join(batch)
     finally:
         if finished:
-            _release_when_drained(resp)
+            release_when_drained(resp)
         else:
             resp.close()
 
 
-def _release_when_drained(resp: requests.Response) -> None:
+def release_when_drained(resp: requests.Response) -> None:
     """Give the backend connection back to the pool once its body has ended, off the hot path.
 
     After ``[DONE]`` only the chunked terminator is left. ``requests`` closes (rather than pools) a
@@ -185,14 +185,16 @@ def _coalesced(reads: Iterator[bytes], resp: requests.Response) -> Iterator[byte
     for data in reads:
         if peek is not None and data:
             parts = None
+            size = len(data)
             try:
-                while _whole_chunk_ready(resp.raw._fp, peek()):
+                while size < _COALESCE_MAX and _whole_chunk_ready(resp.raw._fp, peek()):
                     more = resp.raw.read1(_COALESCE_READ)
                     if not more:
                         break
                     if parts is None:
                         parts = [data]
                     parts.append(more)
+                    size += len(more)
             except Exception:  # noqa: BLE001 - the next plain read reports any real failure
                 peek = None
             if parts is not None:
@@ -201,6 +203,9 @@ def _coalesced(reads: Iterator[bytes], resp: requests.Response) -> Iterator[byte
 
 
 _COALESCE_READ = 64 * 1024
+#: At most this much is gathered for one write: a backend far ahead of the bridge (a long answer
+#: already buffered) still gets its first tokens written after a bounded amount of translation.
+_COALESCE_MAX = 16 * 1024
 
 
 def _peeker(resp: requests.Response) -> Callable[[], bytes] | None:
@@ -255,20 +260,10 @@ def _whole_chunk_ready(fp, ahead: bytes) -> bool:
 
 def _translate_events(events, translator: StreamTranslator) -> Iterator[dict | None]:
     """Ollama chunks for these SSE events; ``None`` marks ``[DONE]``."""
-    for event in events:
-        data = event.data.strip()
-        if data == "[DONE]":
+    for obj in event_objects(events):
+        if obj is DONE:
             yield None
             return
-        try:
-            obj = loads(data)
-        except ValueError:
-            log.warning("skipping an SSE event that is not JSON", extra={"bytes": len(data)})
-            continue
-        if not isinstance(obj, dict):
-            continue
-        if event.event == "error" and "error" not in obj:
-            obj = {"error": obj}
         yield from translator.feed(obj)
 
 

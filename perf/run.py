@@ -11,6 +11,15 @@ path (the backend's own ``/v1/chat/completions``) side by side, interleaved in t
 5. monitoring cost: METRICS_ENABLED true vs false, paired interleaved wrk runs
 6. memory: RSS of each worker after warm-up and after 100K requests (time-capped)
 7. collector micro-benchmarks (pytest-benchmark, ``perf/test_collector_bench.py``)
+8. same-run anchors (``perf/anchors.py``): Flask hello (the stack's ceiling) and a bare same-stack
+   proxy; non-stream as a fraction of hello, streams as a multiple of the proxy, interleaved rounds
+9. worker CPU per streamed token against stream length (16 to 4,096 tokens), bridge and bare proxy
+10. read side (``perf/scaling.py``): /metrics/summary time against window and workers, /metrics
+    time against workers and label values
+11. memory per open stream, 10 to 5,000 streams held open on one worker
+
+RESULTS.md sections written by other scripts (``<!-- name: start -->`` ... ``<!-- name: end -->``,
+e.g. ``perf/fleet.py``'s) are kept as they are.
 
 Writes ``perf/RESULTS.md``, ``perf/results.json`` and PNG plots to ``--out`` (default ``perf/``).
 Everything is bounded in time and count; the machine is shared, so each comparison is a ratio or

@@ -32,3 +32,11 @@ def test_unicode_line_separators_are_escaped_not_raw():
     line = ndjson_line({"t": "héllo\n\u2028\u2029\x85🎉"})
     assert "\u2028".encode() not in line and "\x85".encode() not in line
     assert json.loads(line)["t"] == "héllo\n\u2028\u2029\x85🎉"
+
+
+def test_what_the_fast_codec_refuses_is_still_encoded_like_before():
+    # integers beyond 64 bits, lone surrogates (escaped) and non-string keys take the standard library's way
+    big = {"n": 2**70, "s": "\ud800x", 1: "k"}
+    line = ndjson_line(big)
+    assert line == b'{"n":1180591620717411303424,"s":"\\ud800x","1":"k"}\n'
+    assert json.loads(line) == {"n": 2**70, "s": "\ud800x", "1": "k"}

@@ -14,7 +14,7 @@ import logging
 from bridge.errors import UpstreamProtocolError
 from bridge.translate.anthropic import error_body, stop_reason, usage_body
 from bridge.translate.responses import reasoning_text
-from bridge.translate.stream import error_message
+from bridge.translate.stream import error_message, stream_choice
 
 __all__ = ["MessagesStream"]
 
@@ -71,12 +71,9 @@ class MessagesStream:
             self._usage = usage
             self._prompt = _count(usage.get("prompt_tokens"))
             self._completion = _count(usage.get("completion_tokens"))
-        choices = event.get("choices")
-        if not choices:
+        choice = stream_choice(event)
+        if choice is None:
             return []
-        if not isinstance(choices, list) or not isinstance(choices[0], dict):
-            raise UpstreamProtocolError("backend stream event has malformed choices")
-        choice = choices[0]
         delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
         out: list[Event] = []
         thinking = reasoning_text(delta)

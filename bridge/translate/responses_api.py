@@ -19,7 +19,7 @@ import math
 from bridge.errors import ClientRequestError, UpstreamProtocolError
 from bridge.translate.anthropic import reasoning_controls
 from bridge.translate.responses import reasoning_text
-from bridge.translate.stream import error_message
+from bridge.translate.stream import error_message, stream_choice
 
 __all__ = ["ResponsesStream", "response_object", "responses_request", "responses_response"]
 
@@ -403,12 +403,9 @@ class ResponsesStream:
             raise UpstreamProtocolError(message)
         if isinstance(event.get("usage"), dict):
             self._usage = event["usage"]
-        choices = event.get("choices")
-        if not choices:
+        choice = stream_choice(event)
+        if choice is None:
             return []
-        if not isinstance(choices, list) or not isinstance(choices[0], dict):
-            raise UpstreamProtocolError("backend stream event has malformed choices")
-        choice = choices[0]
         delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
         out: list[Event] = []
         thinking = reasoning_text(delta)

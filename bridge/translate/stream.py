@@ -19,7 +19,7 @@ from bridge.translate.responses import (
     reasoning_text,
 )
 
-__all__ = ["StreamTranslator", "error_message"]
+__all__ = ["StreamTranslator", "error_message", "stream_choice"]
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class StreamTranslator:
         found = backend_timings(event)
         if found is not None:
             self._timings = found  # llama-server: on the last chunk; the last one seen wins
-        choice = _first_choice(event)
+        choice = stream_choice(event)
         if choice is None:
             return []  # the usage-only chunk after finish_reason, or a keep-alive
         chunks = []
@@ -220,7 +220,7 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _first_choice(event: dict) -> dict | None:
+def stream_choice(event: dict) -> dict | None:
     """choices[0], or None for usage-only events (choices empty, null or missing)."""
     choices = event.get("choices")
     if choices is None or choices == []:

@@ -420,3 +420,12 @@ def test_no_usage_counts_tool_call_fragments_and_text_length():
     t = translator()
     run(t, [delta(finish_reason="stop")])
     assert t.finish(TIMINGS)["eval_count"] == 0  # nothing generated, still an int
+
+
+def test_chunks_of_one_read_share_one_timestamp_and_the_next_read_gets_a_new_one():
+    t = translator()
+    t.begin_read()  # these two events arrived in one backend read
+    first = run(t, [delta(content="a"), delta(content="b")])
+    t.begin_read()
+    second = run(t, [delta(content="c")])
+    assert first[0]["created_at"] == first[1]["created_at"] != second[0]["created_at"]
