@@ -32,8 +32,8 @@ from perf import driver  # noqa: E402
 from perf.anchors import AnchorProcess  # noqa: E402
 from perf.driver import Target, percentile  # noqa: E402
 from perf.fake_backend import model_name  # noqa: E402
-from perf.procs import FakeBackendProcess, raise_nofile  # noqa: E402
-from perf.run import MESSAGES, _cpu_s  # noqa: E402
+from perf.procs import FakeBackendProcess, cpu_seconds, raise_nofile, stop_all  # noqa: E402
+from perf.run import MESSAGES  # noqa: E402
 from tests.bridgeproc import BridgeProcess, procfile_command  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -114,10 +114,10 @@ def main(argv: list[str] | None = None) -> int:
             got = {}
             for n in order:
                 who = n.split("_")[0]
-                c0 = _cpu_s(pids[who]) if who in pids else 0.0
+                c0 = cpu_seconds(pids[who]) if who in pids else 0.0
                 got[n] = driver.wrk(runs[n], connections=args.connections, duration_s=args.seconds).as_dict()
                 if who in pids and got[n]["requests"]:
-                    got[n]["cpu_us_per_req"] = (_cpu_s(pids[who]) - c0) * 1e6 / got[n]["requests"]
+                    got[n]["cpu_us_per_req"] = (cpu_seconds(pids[who]) - c0) * 1e6 / got[n]["requests"]
             rounds.append(got)
             print(f"round {r + 1}: " + ", ".join(f"{n} {got[n]['rps']:.0f}" for n in names), flush=True)
         lat: dict[str, list[float]] = {}
@@ -131,11 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                 lat.setdefault(f"direct_{'stream16' if stream else 'nonstream'}", []).extend(
                     c1(targets(fake.port, stream, "/v1/chat/completions"), 40 if not stream else 15))
     finally:
-        for p in reversed(procs):
-            try:
-                p.stop()
-            except Exception as exc:  # noqa: BLE001
-                print(f"stop failed: {exc}", file=sys.stderr)
+        stop_all(procs)
         shutil.rmtree(tmp, ignore_errors=True)
 
     def med(key: str, field: str = "rps") -> float:

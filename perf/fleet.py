@@ -54,7 +54,7 @@ import requests  # noqa: E402
 from perf import driver  # noqa: E402
 from perf.driver import Target  # noqa: E402
 from perf.fake_backend import model_name  # noqa: E402
-from perf.procs import FakeBackendProcess, load_average, machine, raise_nofile, rss_of  # noqa: E402
+from perf.procs import FakeBackendProcess, cpu_seconds, load_average, machine, raise_nofile, rss_of, stop_all  # noqa: E402
 from tests.bridgeproc import REPO, BridgeProcess, free_port  # noqa: E402
 from tests.fleet.promprocs import PROMETHEUS, PUSHGATEWAY, Prometheus, Pushgateway  # noqa: E402
 
@@ -74,15 +74,6 @@ def log(msg: str) -> None:
 
 # -- processes ----------------------------------------------------------------------------------------
 
-def cpu_s(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            t = psutil.Process(pid).cpu_times()
-            total += t.user + t.system
-        except psutil.Error:
-            pass
-    return total
 
 
 def children_cpu_s() -> float:
@@ -218,12 +209,12 @@ def scenario_costs(cfg: dict, tmp: Path, backend: FakeBackendProcess) -> dict:
         for kind, model, stream, conns, tokens, drain_s in kinds:
             body = chat_body(model, stream)
             wrk_until(b.port, "/api/chat", body, seconds=1.0, connections=conns, drain_s=drain_s)  # warm-up
-            c0, w0, r0 = cpu_s(pids), children_cpu_s(), cpu_s(backend.worker_pids())
+            c0, w0, r0 = cpu_seconds(pids), children_cpu_s(), cpu_seconds(backend.worker_pids())
             res = wrk_until(b.port, "/api/chat", body, seconds=cfg["cost_s"], connections=conns, drain_s=drain_s)
             n = res["requests"]
-            cpu = cpu_s(pids) - c0
+            cpu = cpu_seconds(pids) - c0
             res.update(worker_cpu_s=round(cpu, 3), cpu_ms_per_request=round(cpu * 1000 / n, 4) if n else None,
-                       backend_cpu_ms_per_request=round((cpu_s(backend.worker_pids()) - r0) * 1000 / n, 4) if n else None,
+                       backend_cpu_ms_per_request=round((cpu_seconds(backend.worker_pids()) - r0) * 1000 / n, 4) if n else None,
                        wrk_cpu_ms_per_request=round((children_cpu_s() - w0) * 1000 / n, 4) if n else None,
                        tokens=tokens, worker_cpu_utilisation=round(cpu / cfg["cost_s"], 3))
             out[kind] = res
@@ -284,14 +275,14 @@ def scenario_step(cfg: dict, n: int, tmp: Path, backend: FakeBackendProcess, gat
         for kind, model, stream, seconds in (("nonstream", model_name(8), False, cfg["nonstream_s"]),
                                              ("stream16", model_name(16), True, cfg["stream_s"])):
             before = {name: pulled_requests(b.url) for name, b in zip(names, bridges)}
-            c0 = {name: cpu_s(p) for name, p in worker_pids.items()}
-            g0, x0, w0 = cpu_s(nginx.pids()), cpu_s(backend.worker_pids()), children_cpu_s()
+            c0 = {name: cpu_seconds(p) for name, p in worker_pids.items()}
+            g0, x0, w0 = cpu_seconds(nginx.pids()), cpu_seconds(backend.worker_pids()), children_cpu_s()
             res = wrk_until(nginx.port, "/api/chat", chat_body(model, stream), seconds=seconds,
                             connections=cfg["conns"])
             after = {name: pulled_requests(b.url) for name, b in zip(names, bridges)}
             per = {name: after[name] - before[name] for name in names}
-            cpu = {name: cpu_s(p) - c0[name] for name, p in worker_pids.items()}
-            nginx_cpu, backend_cpu, wrk_cpu = cpu_s(nginx.pids()) - g0, cpu_s(backend.worker_pids()) - x0, \
+            cpu = {name: cpu_seconds(p) - c0[name] for name, p in worker_pids.items()}
+            nginx_cpu, backend_cpu, wrk_cpu = cpu_seconds(nginx.pids()) - g0, cpu_seconds(backend.worker_pids()) - x0, \
                 children_cpu_s() - w0
             total_cpu = sum(cpu.values()) + nginx_cpu + backend_cpu + wrk_cpu
             n_req = max(1, res["requests"])
@@ -482,11 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in cfg["steps"]:
             res["steps"].append(scenario_step(cfg, n, tmp, backend, gateway, prom))
     finally:
-        for p in reversed(procs):
-            try:
-                p.stop()
-            except Exception as exc:  # noqa: BLE001 - keep stopping the others
-                print(f"stop failed: {exc}", file=sys.stderr)
+        stop_all(procs)
         shutil.rmtree(tmp, ignore_errors=True)
     res["load_end"] = load_average()
     res["wall_s"] = time.monotonic() - t0

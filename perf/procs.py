@@ -94,3 +94,24 @@ def machine() -> dict[str, str]:
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     return {"nproc": str(os.cpu_count()), "cpu": cpu, "uptime": uptime,
             "python": sys.version.split()[0], "kernel": os.uname().release}
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far (gone ones count 0)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def stop_all(procs: list) -> None:
+    """Stop every process started for a run, newest first; one failing does not keep the others up."""
+    for p in reversed(procs):
+        try:
+            p.stop()
+        except Exception as exc:  # noqa: BLE001 - keep stopping the others
+            print(f"stop failed: {exc}", file=sys.stderr)

@@ -47,13 +47,12 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gevent  # noqa: E402
-import psutil  # noqa: E402
 
 from perf import driver  # noqa: E402
 from perf.driver import Target, percentile  # noqa: E402
 from perf.fake_backend import model_name  # noqa: E402
 from perf.anchors import AnchorProcess  # noqa: E402
-from perf.procs import FakeBackendProcess, load_average, machine, raise_nofile, rss_of  # noqa: E402
+from perf.procs import FakeBackendProcess, cpu_seconds, load_average, machine, raise_nofile, rss_of, stop_all  # noqa: E402
 from tests.bridgeproc import REPO  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -226,15 +225,6 @@ def scenario_many(cfg: dict, bridge1, fport: int) -> dict:
 
 # -- 5. monitoring cost ----------------------------------------------------------------------------------
 
-def _cpu_s(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            t = psutil.Process(pid).cpu_times()
-            total += t.user + t.system
-        except psutil.Error:
-            pass
-    return total
 
 
 def scenario_monitoring(cfg: dict, on_b, off_b, fport: int) -> dict:
@@ -253,9 +243,9 @@ def scenario_monitoring(cfg: dict, on_b, off_b, fport: int) -> dict:
             order = (on, off) if i % 2 == 0 else (off, on)  # ABBA against drift
             got = {}
             for t in order:
-                c0 = _cpu_s(pids[t.port])
+                c0 = cpu_seconds(pids[t.port])
                 got[t.port] = driver.wrk(t, connections=cfg["mon_conns"], duration_s=cfg["mon_s"]).as_dict()
-                got[t.port]["cpu_us_per_req"] = ((_cpu_s(pids[t.port]) - c0) * 1e6 / got[t.port]["requests"]
+                got[t.port]["cpu_us_per_req"] = ((cpu_seconds(pids[t.port]) - c0) * 1e6 / got[t.port]["requests"]
                                                  if got[t.port]["requests"] else float("nan"))
             pairs.append({"on": got[on_port], "off": got[off_port],
                           "ratio": got[on_port]["rps"] / got[off_port]["rps"] if got[off_port]["rps"] else float("nan")})
@@ -363,9 +353,9 @@ def scenario_token_cost(cfg: dict, bridge, proxy, fport: int) -> dict:
                 ("bridge", bpids, targets_for(bridge.port, fport, model_name(n), True)[0]),
                 ("proxy", ppids, Target("proxy", HOST, proxy.port, "/v1/chat/completions",
                                         {"model": model_name(n), "messages": MESSAGES, "stream": True}, True))):
-            c0 = _cpu_s(pids)
+            c0 = cpu_seconds(pids)
             r = driver.wrk(target, connections=conns, duration_s=cfg["token_s"])
-            cpu = _cpu_s(pids) - c0
+            cpu = cpu_seconds(pids) - c0
             row[name] = {"streams": r.requests, "errors": r.errors, "streams_per_s": round(r.rps, 1),
                          "cpu_us_per_token": round(cpu * 1e6 / (r.requests * n), 2) if r.requests else float("nan"),
                          "cpu_us_per_stream": round(cpu * 1e6 / r.requests, 1) if r.requests else float("nan")}
@@ -766,7 +756,7 @@ def write_report(res: dict, out: Path, pngs: list[str]) -> None:
         L.append(f"| {i + 1} | {g['hello']['rps']:.0f} | {g['bridge_nonstream']['rps']:.0f} | "
                  f"{g['proxy_nonstream']['rps']:.0f} | {g['bridge_stream16']['rps']:.0f} | {g['proxy_stream16']['rps']:.0f} | "
                  f"{g['nonstream_vs_hello']:.3f} | {g['proxy_nonstream_vs_hello']:.3f} | {g['stream_vs_proxy']:.3f} |")
-    L += ["", f"Errors: " + ", ".join(f"{k[:-7]} {v}" for k, v in a.items() if k.endswith("_errors")) + ".", ""]
+    L += ["", "Errors: " + ", ".join(f"{k[:-7]} {v}" for k, v in a.items() if k.endswith("_errors")) + ".", ""]
 
     L += ["## 9. CPU per streamed token against stream length", "",
           "Worker CPU (user + system, psutil, all workers) over a wrk run of streams of each length; bridge "
@@ -890,11 +880,7 @@ def main(argv: list[str] | None = None) -> int:
         main_b.stop()
         res["open_streams"] = scenario_open_streams(cfg, tmp)
     finally:
-        for p in reversed(procs):
-            try:
-                p.stop()
-            except Exception as exc:  # noqa: BLE001 - keep stopping the others
-                print(f"stop failed: {exc}", file=sys.stderr)
+        stop_all(procs)
     res["collector"] = scenario_collector(cfg, tmp)
     res["readside"] = scenario_readside(cfg)
     res["uptime_end"] = machine()["uptime"]

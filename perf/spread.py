@@ -22,7 +22,7 @@ from pathlib import Path  # noqa: E402
 
 from perf import run  # noqa: E402
 from perf.anchors import AnchorProcess  # noqa: E402
-from perf.procs import FakeBackendProcess, load_average, raise_nofile  # noqa: E402
+from perf.procs import FakeBackendProcess, load_average, raise_nofile, stop_all  # noqa: E402
 from tests.bridgeproc import BridgeProcess  # noqa: E402
 
 FIELDS = [("nonstream_vs_hello", ">= 0.45"), ("stream_vs_proxy", ">= 1.25"), ("proxy_nonstream_vs_hello", "(anchor)"),
@@ -52,11 +52,7 @@ def one_run(cfg: dict) -> dict:
         paced = run.scenario_paced(cfg, on.port, fake.port)
         mon = run.scenario_monitoring(cfg, on, off, fake.port)
     finally:
-        for p in reversed(procs):
-            try:
-                p.stop()
-            except Exception as exc:  # noqa: BLE001
-                print(f"stop failed: {exc}", file=sys.stderr)
+        stop_all(procs)
         shutil.rmtree(tmp, ignore_errors=True)
     return {"load": load_average(),
             "nonstream_vs_hello": a["nonstream_vs_hello"], "stream_vs_proxy": a["stream_vs_proxy"],
