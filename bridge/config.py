@@ -7,6 +7,7 @@ names the variable. Names follow the best-known existing proxy so its users can 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import tempfile
 from collections.abc import Mapping
@@ -161,8 +162,8 @@ class Settings:
     def describe(self) -> dict:
         """Effective settings for the start-up log, secrets redacted."""
         return {
-            "backend": "built-in demo backend" if self.demo_backend else self.backend_url,
-            "backends": [{"name": b.name, "url": b.base_url, "priority": b.priority, "weight": b.weight,
+            "backend": "built-in demo backend" if self.demo_backend else _redact_url(self.backend_url),
+            "backends": [{"name": b.name, "url": _redact_url(b.base_url), "priority": b.priority, "weight": b.weight,
                           "models": len(b.models) if b.models else "discovered",
                           "api_key": "set" if b.api_key else "unset"} for b in self.backends],
             "circuit": {"failure_threshold": self.backend_failure_threshold, "cooldown_s": self.backend_cooldown_s},
@@ -258,19 +259,26 @@ def _check_http_url(url: str, name: str) -> str:
     """``url`` if it is an http(s) URL with a host and a valid port, else ConfigError naming ``name``.
 
     Caught here, a typo stops the start; caught later, it is a "backend unreachable" on every call.
+    Messages show the URL without its user:password part (PUSHGATEWAY_URL may carry one).
     """
+    shown = _redact_url(url)
     if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"{name} must start with http:// or https://, got {url!r}")
+        raise ConfigError(f"{name} must start with http:// or https://, got {shown!r}")
     try:
         parts = urlsplit(url)
         port = parts.port  # raises ValueError on a bad or out-of-range port
     except ValueError as exc:
-        raise ConfigError(f"{name} is not a valid URL ({exc}): {url!r}") from None
+        raise ConfigError(f"{name} is not a valid URL ({str(exc).replace(url, shown)}): {shown!r}") from None
     if not parts.hostname:
-        raise ConfigError(f"{name} has no host: {url!r}")
+        raise ConfigError(f"{name} has no host: {shown!r}")
     if port == 0:
-        raise ConfigError(f"{name} has port 0: {url!r}")
+        raise ConfigError(f"{name} has port 0: {shown!r}")
     return url
+
+
+def _redact_url(url: str) -> str:
+    """The URL with any ``user:password@`` replaced by ``***@`` (for logs and messages)."""
+    return re.sub(r"//[^/@]*@", "//***@", url)
 
 
 def _url(env: _Env, name: str) -> str | None:

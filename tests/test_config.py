@@ -92,3 +92,11 @@ def test_check_config_command_fails_on_a_bad_setting():
     good = subprocess.run([sys.executable, "-m", "bridge", "check-config"], env={"PATH": ""},
                           capture_output=True, text=True)
     assert good.returncode == 0 and "configuration OK" in good.stdout
+
+
+def test_url_credentials_never_shown_in_errors_or_the_description():
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"PUSHGATEWAY_URL": "https://user:s3cret@gw:notaport"})
+    assert "PUSHGATEWAY_URL" in str(info.value) and "s3cret" not in str(info.value)
+    settings = Settings.from_env({"OPENAI_API_BASE_URL": "https://user:s3cret@backend.example/v1"})
+    assert "s3cret" not in json.dumps(settings.describe())
