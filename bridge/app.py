@@ -161,7 +161,8 @@ def _cors(origins: tuple[str, ...]):
         origin = request.headers.get("Origin")
         if origin and (allow_any or origin in origins):
             response.headers["Access-Control-Allow-Origin"] = "*" if allow_any else origin
-            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, X-Request-ID"
+            response.headers["Access-Control-Allow-Headers"] = ("Authorization, Content-Type, X-Request-ID, x-api-key, "
+                                                                "anthropic-version, anthropic-beta")
             response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, HEAD, OPTIONS"
             response.headers["Access-Control-Expose-Headers"] = "X-Request-ID"
             if not allow_any:

@@ -189,6 +189,9 @@ def test_cors_for_configured_origins_only(locked, reliability):
                            "Access-Control-Request-Headers": "authorization,content-type"}, timeout=TIMEOUT)
     assert pre.status_code in (200, 204) and pre.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert "authorization" in pre.headers["Access-Control-Allow-Headers"].lower()
+    # Browser clients of the Anthropic API send their key and version headers.
+    allowed = pre.headers["Access-Control-Allow-Headers"].lower()
+    assert "x-api-key" in allowed and "anthropic-version" in allowed
     # An error response still carries CORS headers, so browsers can read the error.
     resp = requests.post(locked.url + "/api/chat", json=chat_body(stream=False), headers={"Origin": ORIGIN},
                          timeout=TIMEOUT)
