@@ -56,6 +56,10 @@ def test_a_refused_field_is_remembered_for_that_backend_only(two):
         assert '"done":true' in lines[-1]
     sent_a = [r.json for r in a.requests_to(CHAT)]
     sent_b = [r.json for r in b.requests_to(CHAT)]
-    assert sum("stream_options" in body for body in sent_a) == 1  # refused once, then left out at once
-    assert len(sent_a) == 4 + 1 and len(sent_b) == 4
+    # The split between a and b depends on in-flight counts (a stream's slot is released when its
+    # connection is drained), so it is not asserted; what is remembered, and where, is.
+    assert len(sent_a) >= 2 and sent_b, (len(sent_a), len(sent_b))
+    assert len(sent_a) + len(sent_b) == 8 + 1  # one retry, on a
+    assert "stream_options" in sent_a[0] and "stream_options" not in sent_a[1]  # refused, retried without
+    assert sum("stream_options" in body for body in sent_a) == 1  # then left out at once
     assert all("stream_options" in body for body in sent_b)  # b never refused it
