@@ -191,13 +191,7 @@ def _backends_file(env: _Env) -> tuple[Backend, ...]:
     path = env.str("BACKENDS_FILE")
     if path is None:
         return ()
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise ConfigError(f"BACKENDS_FILE: cannot read {path!r}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"BACKENDS_FILE: {path!r} is not UTF-8 text (byte {exc.start})") from None
+    text = _read_text_file(path, "BACKENDS_FILE")
     try:
         backends = parse_backends(text, check_url=_check_http_url)
     except BackendsFileError as exc:
@@ -212,6 +206,17 @@ def _backends_file(env: _Env) -> tuple[Backend, ...]:
                                   f"{backend.api_key_env}, which is not set")
         resolved.append(replace(backend, api_key=key))
     return tuple(resolved)
+
+
+def _read_text_file(path: str, name: str) -> str:
+    """The UTF-8 text of the file a setting names; ConfigError naming the setting otherwise."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read {path!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{name}: {path!r} is not UTF-8 text (byte {exc.start})") from None
 
 
 def _inbound_keys(env: _Env) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -327,13 +332,7 @@ def _model_mapping(env: _Env) -> dict[str, str | dict]:
     path = env.str("MODEL_MAPPING_FILE")
     mapping: dict[str, str | dict] = {}
     if path:
-        try:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
-        except OSError as exc:
-            raise ConfigError(f"MODEL_MAPPING_FILE: cannot read {path!r}: {exc.strerror}") from None
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"MODEL_MAPPING_FILE: {path!r} is not UTF-8 text (byte {exc.start})") from None
+        text = _read_text_file(path, "MODEL_MAPPING_FILE")
         mapping.update(_parse_mapping(text, "MODEL_MAPPING_FILE"))
     if inline:
         mapping.update(_parse_mapping(inline, "MODEL_MAPPING"))

@@ -11,14 +11,19 @@ import uuid
 
 from flask import Blueprint, Response, g
 
-from ..errors import ClientRequestError
 from ..metrics.instrument import observation
 from ..ndjson import json_bytes
 from ..stream_events import event_stream
 from ..translate import anthropic
 from ..translate.anthropic_stream import MessagesStream
 from ..upstream import json_object
-from .common import Services, read_json_object, require_model_name, resolve_model
+from .common import (
+    Services,
+    read_json_object,
+    require_model_name,
+    resolve_model,
+    stream_flag,
+)
 from .params import added_params, call_generation
 
 __all__ = ["anthropic_blueprint"]
@@ -42,7 +47,7 @@ def anthropic_blueprint(services: Services) -> Blueprint:
         requested = require_model_name(body, services)
         obs = observation()
         obs.model = requested  # labelled (bounded) when recorded
-        stream = _flag(body, "stream")
+        stream = stream_flag(body, default=False)
         backend = resolve_model(requested, services)
         openai_body = anthropic.messages_request(body, backend, stream=stream,
                                                  think_control=services.think_control)
@@ -74,12 +79,3 @@ def anthropic_blueprint(services: Services) -> Blueprint:
         return Response(json_bytes({"input_tokens": anthropic.count_tokens(body)}), mimetype="application/json")
 
     return bp
-
-
-def _flag(body: dict, name: str) -> bool:
-    value = body.get(name, False)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise ClientRequestError(f"{name}: must be a boolean")
-    return value

@@ -175,3 +175,14 @@ def now_rfc3339() -> str:
 
 def monotonic_ns() -> int:
     return time.monotonic_ns()
+
+
+def stream_flag(body: dict, *, default: bool) -> bool:
+    """The request's ``stream``: ``default`` when absent or null (Ollama streams by default; the
+    Anthropic and Responses APIs do not), else it must be a boolean."""
+    value = body.get("stream")
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ClientRequestError("'stream' must be true or false")
+    return value

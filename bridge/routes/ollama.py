@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, Response, jsonify
 
-from ..errors import ClientRequestError, NotSupported
+from ..errors import NotSupported
 from ..metrics.instrument import observation
 from ..ndjson import json_bytes, ndjson_line
 from ..ps_table import PsTable, parse_keep_alive
@@ -24,6 +24,7 @@ from .common import (
     require_listing,
     require_model_name,
     resolve_model,
+    stream_flag,
 )
 from .params import added_params, call_generation
 
@@ -81,7 +82,7 @@ def ollama_blueprint(services: Services) -> Blueprint:
         requested = require_model_name(body, services, keys=("model", "name"))
         require_listing(services)  # never report a pull as done for a model we can't see
         backend = resolve_model(requested, services)
-        stream = _stream_flag(body)
+        stream = stream_flag(body, default=True)
         result = catalog.pull_response(stream, backend)
         if stream:
             return Response(b"".join(ndjson_line(item) for item in result), mimetype=NDJSON)
@@ -117,7 +118,7 @@ def ollama_blueprint(services: Services) -> Blueprint:
         requested = require_model_name(body, services)
         obs = observation()
         obs.model = requested  # labelled (bounded) when recorded
-        stream = _stream_flag(body)
+        stream = stream_flag(body, default=True)
         keep_alive = parse_keep_alive(body.get("keep_alive"))  # a wrong type is a 400, as in Ollama
         reason = chat.short_circuit(kind, body)
         if reason is not None:
@@ -218,16 +219,6 @@ def ollama_blueprint(services: Services) -> Blueprint:
         return json_object(call_backend(services, path, openai_body, requested, stream=False))
 
     return bp
-
-
-def _stream_flag(body: dict) -> bool:
-    """Ollama streams unless the client says ``"stream": false`` (absent means true)."""
-    value = body.get("stream", True)
-    if value is None:
-        return True
-    if not isinstance(value, bool):
-        raise ClientRequestError("'stream' must be true or false")
-    return value
 
 
 def _expires_rfc3339(expires_at: float) -> str:

@@ -19,14 +19,21 @@ from collections import OrderedDict
 from flask import Blueprint, Response
 
 from ..backend_pool import NoBackend
-from ..errors import ClientRequestError, UpstreamHTTPError
+from ..errors import UpstreamHTTPError
 from ..metrics.instrument import observation
 from ..ndjson import json_bytes
 from ..stream_events import event_stream, record_responses_usage, responses_passthrough
 from ..translate import responses_api
 from ..translate.backend_errors import model_not_found_in_body
 from ..upstream import json_object
-from .common import Services, call_backend, read_json_object, require_model_name, resolve_model
+from .common import (
+    Services,
+    call_backend,
+    read_json_object,
+    require_model_name,
+    resolve_model,
+    stream_flag,
+)
 from .params import added_params, call_generation
 
 __all__ = ["ResponsesSupport", "responses_blueprint"]
@@ -79,11 +86,7 @@ def responses_blueprint(services: Services, support: ResponsesSupport | None = N
         requested = require_model_name(body, services)
         obs = observation()
         obs.model = requested  # labelled (bounded) when recorded
-        stream = body.get("stream", False)
-        if stream is None:
-            stream = False
-        if not isinstance(stream, bool):
-            raise ClientRequestError("'stream' must be a boolean")
+        stream = stream_flag(body, default=False)
         backend = resolve_model(requested, services)
         # Backends (by name) not known to lack /v1/responses get the request as it is.
         forwarded = services.modelmap.to_backend_passthrough({**body, "model": requested})

@@ -539,3 +539,20 @@ def test_malformed_framing_is_a_clean_4xx(bridge, raw, status):
     assert data.split(b"\r\n", 1)[0].split(b" ")[1] == status, data[:200]
     assert b"Traceback" not in data and b"internal error" not in data
     assert "InvalidChunkSize" not in bridge.log() and "unexpected error" not in bridge.log()
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/api/chat", {"model": "m1", "messages": [{"role": "user", "content": "hi"}]}),
+    ("/api/generate", {"model": "m1", "prompt": "hi"}),
+    ("/v1/messages", {"model": "m1", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}),
+    ("/v1/responses", {"model": "m1", "input": "hi"}),
+])
+def test_stream_that_is_not_a_boolean_is_a_400_in_the_apis_own_shape(bridge, backend, path, body):
+    resp = requests.post(bridge.url + path, json={**body, "stream": "yes"}, timeout=TIMEOUT)
+    assert resp.status_code == 400, resp.text
+    error = resp.json()["error"]
+    message = error if isinstance(error, str) else error["message"]
+    assert "'stream' must be true or false" in message
+    if path == "/v1/messages":
+        assert resp.json()["type"] == "error" and error["type"] == "invalid_request_error"
+    assert not [r for r in backend.requests if r.path.endswith(("/completions", "/responses"))]
