@@ -103,6 +103,29 @@ class Observation:
         self._deferred = False
         self._done = metrics is None  # a detached observation never records
 
+    # -- the narrow API routes, guards and streams write through ----------------------------
+
+    def note_model(self, requested: str | None) -> None:
+        """The requested model (stored as its bounded label when recorded)."""
+        self.model = requested
+
+    def note_backend(self, name: str | None) -> None:
+        """The backend that answered (a name from the closed configured set)."""
+        self.backend = name
+
+    def note_key(self, name: str | None) -> None:
+        """The usage name of the inbound key (never the key itself)."""
+        self.key = name
+
+    def note_outcome(self, outcome: str) -> None:
+        """An outcome known better than the status says (an error inside a 200 stream)."""
+        self.outcome = outcome
+
+    def note_tokens(self, tokens_in: int | None, tokens_out: int | None) -> None:
+        """Token counts as the backend reported them (None: not reported)."""
+        self.tokens_in = tokens_in
+        self.tokens_out = tokens_out
+
     def first_token(self) -> None:
         """Mark the first content line (time to first token, from request start). Idempotent."""
         if self.ttft_s is None:
