@@ -1,7 +1,9 @@
-"""The backend's model list (``GET /v1/models``), cached per worker for a short time.
+"""One backend's model list (``GET /v1/models``), cached per worker for a short time.
 
-Routes use it to answer "unknown model" with a real 404 before calling the backend, and to list
-models. A failed refresh never blocks traffic: callers get ``None`` and let the backend decide.
+The catalogue of all backends (``backend_catalogue.py``) keeps one per backend that lists its
+models and shares the look-ups (:class:`ListingLookups`). Routes use them to answer "unknown
+model" with a real 404 before calling the backend, and to list models. A failed refresh never
+blocks traffic: callers get ``None`` and let the backend decide.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from .errors import UpstreamError
 from .translate.catalog import backend_ids
 from .upstream import Deadline, UpstreamClient
 
-__all__ = ["BackendModels"]
+__all__ = ["BackendModels", "ListingLookups"]
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +25,7 @@ _LIST_TIMEOUT_S = 10.0
 
 class ListingLookups:
     """Look-ups over a ``/v1/models`` body: shared by one backend's listing and the merged one of
-    all backends (``backend_pool.BackendPool``), which both provide ``cached()``."""
+    all backends (``backend_catalogue.BackendCatalogue``), which both provide ``cached()``."""
 
     def cached(self, request_id: str | None = None, deadline: Deadline | None = None) -> dict | None:
         raise NotImplementedError

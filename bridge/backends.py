@@ -14,9 +14,9 @@ One ``[[backend]]`` table per backend::
     max_retries = 1
     think_control = "chat_template_kwargs"
 
-Keys never live in the file: ``api_key_env`` names a variable, which ``config.py`` (the only module
-that reads the environment) resolves. Every error is a :class:`BackendsFileError` naming the
-backend and the key; ``config.py`` prefixes it with ``BACKENDS_FILE``.
+Keys never live in the file: ``api_key_env`` names a variable, which the settings (``config.py``,
+the only reader of the environment, through ``config_values.py``) resolve. Every error is a
+:class:`BackendsFileError` naming the backend and the key; the settings prefix it with ``BACKENDS_FILE``.
 """
 
 from __future__ import annotations

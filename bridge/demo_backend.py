@@ -1,7 +1,7 @@
 """The built-in demo backend: deterministic OpenAI-compatible answers, served in-process.
 
-When no backend URL is configured the bridge still works end to end: the upstream client mounts
-:class:`DemoAdapter` for the demo host, so requests take exactly the production path (translation,
+When no backend URL is configured the bridge still works end to end: the app factory gives the
+backend pool :func:`demo_transport`, which mounts :class:`DemoAdapter` for the demo host, so requests take exactly the production path (translation,
 SSE decoding, streaming, metrics) but are answered by :class:`DemoBackend`, a small WSGI app, without
 a socket. Streams are paced (``token_delay_s`` between tokens) so they look like a real model.
 The same WSGI app can be served over HTTP for tests and benchmarks: ``DemoBackend(0.0)``.
@@ -20,7 +20,10 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-__all__ = ["DemoAdapter", "DemoBackend", "DEMO_MODELS"]
+from .config import DEMO_BACKEND_URL, Settings
+from .transport import RequestsTransport
+
+__all__ = ["DemoAdapter", "DemoBackend", "DEMO_MODELS", "demo_transport"]
 
 DEMO_MODELS = ("demo", "demo-embed")
 _CREATED = 1_735_689_600  # 2025-01-01, fixed so answers are deterministic
@@ -237,3 +240,9 @@ class DemoAdapter(BaseAdapter):
 
     def close(self) -> None:
         pass
+
+
+def demo_transport(settings: Settings) -> RequestsTransport:
+    """Pooled HTTP for every URL, the in-process demo backend for the demo host."""
+    host = DEMO_BACKEND_URL.rsplit("/v1", 1)[0]
+    return RequestsTransport(settings, mounts={host: DemoAdapter(settings.demo_token_delay_s)})

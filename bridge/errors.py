@@ -43,10 +43,6 @@ class BridgeError(Exception):
         super().__init__(message)
         self.message = message or "internal error"
 
-    def body(self) -> dict:
-        """The Ollama-shaped error body: ``{"error": "<string>"}``."""
-        return {"error": self.message}
-
 
 class ClientRequestError(BridgeError):
     status = 400

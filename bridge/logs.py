@@ -7,11 +7,15 @@ import logging
 import sys
 import time
 from datetime import datetime, timezone
+from types import ModuleType
 
 from flask import g, has_request_context
 
+_orjson: ModuleType | None
 try:  # requirements.txt; the access line is written on every request (bridge/ndjson.py says why)
-    import orjson as _orjson
+    import orjson as _orjson_module
+
+    _orjson = _orjson_module
 except ImportError:  # pragma: no cover
     _orjson = None
 
@@ -76,8 +80,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        if getattr(record, "request_id", None):
-            line["request_id"] = record.request_id
+        request_id = getattr(record, "request_id", None)
+        if request_id:
+            line["request_id"] = request_id
         for key, value in vars(record).items():
             if key not in _RESERVED and key not in line:
                 line[key] = value
@@ -150,7 +155,7 @@ def configure_logging(level: str, fmt: str) -> None:
     # logging HOWTO's "Optimization" section). Process and thread ids stay: these switches are
     # global, and gunicorn's own formats use %(process)d, which fails on None ("--- Logging
     # error ---" instead of "Worker exiting").
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logger = logging.getLogger("bridge")
     logger.setLevel(level)
     logger.propagate = False

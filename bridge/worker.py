@@ -15,7 +15,9 @@ imports, like ``gunicorn.conf.py``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
+from typing import Any
 
 import gevent
 from gunicorn.workers.ggevent import GeventWorker
@@ -67,8 +69,9 @@ class HeaderDeadlineSocket:
     def recv(self, size: int, *args) -> bytes:
         if not self._armed:
             return self._sock.recv(size, *args)
-        first = self._deadline is None
-        limit_s = self._idle_s if first else self._deadline - time.monotonic()
+        deadline = self._deadline
+        first = deadline is None
+        limit_s = self._idle_s if deadline is None else deadline - time.monotonic()
         if limit_s <= 0:
             raise HeaderTimeout()
         with gevent.Timeout(limit_s, HeaderTimeout):
@@ -85,6 +88,8 @@ class BridgeWorker(GeventWorker):
     """gunicorn's gevent worker with a request-head deadline (see the module docstring), which also
     closes a connection when the app asks (``CLOSE_CONNECTION``: a rejected body left unread, which
     gunicorn would otherwise read to its end before the next request)."""
+
+    wsgi: Callable[..., Any]  # the app gunicorn's load_wsgi() set, then wrapped below
 
     def load_wsgi(self):
         super().load_wsgi()

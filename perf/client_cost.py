@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             def via_bridge():
                 r = client.open("POST", "/chat/completions", json_body=obj, stream=stream,
                                 deadline=Deadline.after(30))
-                for _ in client.iter_raw(r) if stream else (r.content,):
+                for _ in r.iter_bytes() if stream else (r.content,):
                     pass
                 r.close()
 

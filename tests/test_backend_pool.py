@@ -1,5 +1,6 @@
-"""BackendPool (bridge/backend_pool.py) against in-process fake backends: failover, merged catalogue,
-breakers, readiness. No gunicorn: the pool is plain Python over UpstreamClients."""
+"""BackendPool (bridge/backend_pool.py) against in-process fake backends: failover, breakers, in-flight
+counts, and what it passes on to its catalogue and readiness check (their own tests:
+test_backend_catalogue.py, test_readiness_check.py). No gunicorn: plain Python over UpstreamClients."""
 
 from __future__ import annotations
 
@@ -68,23 +69,14 @@ def chat(pool: BackendPool, model: str = "m1", **kw):
                      stream=False, deadline=Deadline.after(5), **kw)
 
 
-def test_merged_catalogue_lists_each_model_once_and_routes_by_model(a_b):
+def test_a_call_goes_to_a_backend_that_serves_its_model(a_b):
     a, b = a_b
     pool = pool_for(Backend("a", a.url + "/v1"), Backend("b", b.url + "/v1"),
                     Backend("c", "http://127.0.0.1:9/v1", models=("m9", "m1")))
     assert pool.ids() == ["m1", "m2", "m3", "m9"]
     assert pool.serving("m2") == (0,) and pool.serving("m3") == (1,) and pool.serving("m1") == (0, 1, 2)
-    assert chat(pool, "m3").bridge_backend == "b"
+    assert chat(pool, "m3").backend == "b"
     assert len(b.requests_to("/v1/chat/completions")) == 1 and not a.requests_to("/v1/chat/completions")
-
-
-def test_a_backend_that_is_down_does_not_fail_the_catalogue_unless_none_answers(a_b):
-    a, _ = a_b
-    dead = f"http://127.0.0.1:{free_port()}/v1"
-    pool = pool_for(Backend("a", a.url + "/v1"), Backend("dead", dead))
-    assert [e["id"] for e in pool.fetch()["data"]] == ["m1", "m2"]
-    with pytest.raises(UpstreamConnectError):
-        pool_for(Backend("x", dead), Backend("y", f"http://127.0.0.1:{free_port()}/v1")).fetch()
 
 
 def test_failover_before_the_first_byte_on_5xx_429_and_connect_errors(a_b):
@@ -95,7 +87,7 @@ def test_failover_before_the_first_byte_on_5xx_429_and_connect_errors(a_b):
     for status in (500, 429, 503):
         a.script(status=status, match_path="/v1/chat")
         b.reset()
-        answered = {chat(pool).bridge_backend for _ in range(4)}
+        answered = {chat(pool).backend for _ in range(4)}
         assert answered == {"b"}
         a.reset()
     # a 400 is the request's fault: passed on, never sent elsewhere
@@ -114,12 +106,12 @@ def test_breaker_skips_a_failing_backend_then_tries_it_again_after_the_cool_down
     pool.ids()
     a.script(status=500, match_path="/v1/chat")
     for _ in range(10):
-        assert chat(pool).bridge_backend == "b"
+        assert chat(pool).backend == "b"
     assert len(a.requests_to("/v1/chat/completions")) == 2  # BACKEND_FAILURE_THRESHOLD, then skipped
     assert pool.router.state(0) == OPEN and ("state", "a", OPEN) in report.events
     a.reset()
     clock.now += 10
-    answered = [chat(pool).bridge_backend for _ in range(4)]
+    answered = [chat(pool).backend for _ in range(4)]
     assert "a" in answered and pool.router.state(0) == CLOSED
     assert report.events[-1] != ("state", "a", OPEN) and ("state", "a", CLOSED) in report.events
 
@@ -143,23 +135,36 @@ def test_body_per_backend_and_excluded_backends(a_b):
     pool.ids()
     resp = chat(pool, body_for=lambda name: {"model": "m1", "messages": [], "seen_by": name},
                 accept=lambda name: name == "b")
-    assert resp.bridge_backend == "b" and b.requests_to("/v1/chat/completions")[-1].json["seen_by"] == "b"
+    assert resp.backend == "b" and b.requests_to("/v1/chat/completions")[-1].json["seen_by"] == "b"
     with pytest.raises(NoBackend):
         chat(pool, accept=lambda name: False)
 
 
-def test_readiness_needs_a_usable_backend_for_every_model(a_b):
+def test_the_catalogue_leaves_a_backend_alone_while_its_breaker_is_open(a_b):
     a, b = a_b
     pool = pool_for(Backend("a", a.url + "/v1"), Backend("b", b.url + "/v1"))
+    assert pool.entry("m2") is not None and pool.cached() is not None
+    a.script(status=500, match_path="/v1/chat")
+    for _ in range(10):
+        assert chat(pool).backend == "b"
+    assert pool.router.state(0) == OPEN
+    asked = len(a.requests_to("/v1/models"))
+    assert [e["id"] for e in pool.fetch()["data"]] == ["m1", "m2", "m3"]  # a's last listing stands
+    assert len(a.requests_to("/v1/models")) == asked
+
+
+def test_readiness_rows_follow_the_breakers(a_b):
+    a, b = a_b
+    report = Recorder()
+    pool = pool_for(Backend("a", a.url + "/v1"), Backend("b", b.url + "/v1"), report=report)
     ok, reason, rows = pool.readiness()
     assert ok and [r["name"] for r in rows] == ["a", "b"] and all(r["usable"] for r in rows)
-    b.script(fault="refuse")
-    try:
-        ok, reason, rows = pool.readiness()
-    finally:
-        b.reset()
-    assert not ok and "m3" in reason  # m1 still has a, m3 has nobody
-    assert [r["usable"] for r in rows] == [True, False]
+    a.script(status=500, match_path="/v1/chat")
+    for _ in range(10):
+        chat(pool)
+    ok, reason, rows = pool.readiness()
+    assert not ok and "m2" in reason and rows[0]["state"] == "open" and not rows[0]["usable"]
+    assert ("state", "a", OPEN) in report.events
 
 
 def test_one_backend_behaves_as_before():

@@ -1,5 +1,5 @@
-"""PsTable: the instance-wide /api/ps list (file-backed across processes, in memory without a dir),
-keep_alive parsing as Ollama does it, and Ollama's display names."""
+"""PsTable: the instance-wide /api/ps list (file-backed across processes, in memory without a dir)
+and Ollama's display names. keep_alive parsing: test_keep_alive.py; the bytes' storage: test_ps_store.py."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import os
 
 import pytest
 
-from bridge.errors import ClientRequestError
-from bridge.ps_table import CAPACITY, FILE_NAME, FOREVER, PsTable, display_name, parse_keep_alive
+from bridge.ps_table import CAPACITY, FILE_NAME, FOREVER, PsTable, display_name
 
 
 class Clock:
@@ -29,24 +28,11 @@ def table(request, tmp_path):
     return t
 
 
-# --- keep_alive --------------------------------------------------------------------------------
+def test_keep_alive_names_are_still_importable_from_here():
+    from bridge import keep_alive, ps_table
 
-
-@pytest.mark.parametrize(
-    "value, seconds",
-    [(None, None), (0, 0.0), (0.0, 0.0), ("0", 0.0), ("0s", 0.0), ("0h0m0s", 0.0), (300, 300.0), (1.5, 1.5),
-     ("5m", 300.0), ("1h30m", 5400.0), ("1.5h", 5400.0), ("250ms", 0.25), ("10µs", 1e-5), ("+5m", 300.0),
-     (-1, FOREVER), ("-1m", FOREVER), ("-1", FOREVER), ("300", 300.0)],
-)
-def test_keep_alive_as_ollama_parses_it(value, seconds):
-    assert parse_keep_alive(value) == (seconds if seconds is None else pytest.approx(seconds))
-
-
-@pytest.mark.parametrize("value", [True, False, [], {}, {"s": 1}, "", "abc", "5x", "m5", "5 m", "--5m"])
-def test_keep_alive_of_a_wrong_type_or_form_is_400(value):
-    with pytest.raises(ClientRequestError) as info:
-        parse_keep_alive(value)
-    assert info.value.status == 400 and "keep_alive" in str(info.value)
+    assert ps_table.parse_keep_alive is keep_alive.parse_keep_alive
+    assert ps_table.FOREVER is keep_alive.FOREVER and ps_table.DEFAULT_KEEP_ALIVE_S is keep_alive.DEFAULT_KEEP_ALIVE_S
 
 
 # --- names -------------------------------------------------------------------------------------

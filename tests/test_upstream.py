@@ -150,7 +150,7 @@ def test_mid_stream_failures_are_raised_never_retried(fb, fault):
     expected = UpstreamTimeout if fault == "stall_mid_stream" else UpstreamProtocolError
     with pytest.raises(expected):
         try:
-            for data in up.iter_raw(resp):
+            for data in resp.iter_bytes():
                 got += data
         finally:
             resp.close()

@@ -1,7 +1,8 @@
 """Metrics: one record per finished request feeds Prometheus (cumulative) and a recent window.
 
 :class:`Metrics` is the facade the app creates once per worker. Routes never touch it directly:
-they go through :mod:`bridge.metrics.instrument` (``install``, ``observation()``).
+they note what they know on the request's observation (:mod:`bridge.metrics.observation`, reached
+through :func:`bridge.metrics.instrument.observation`), which hands the finished record here.
 """
 
 from __future__ import annotations
@@ -49,13 +50,31 @@ class Metrics:
         # Disabled (METRICS_ENABLED=false): requests still get ids and access lines, but nothing
         # is counted or kept; the metrics routes say so. Benchmarks compare the two.
         self.enabled = enabled
-        self.prom = (PromMetrics(version=version, multiproc_dir=multiproc_dir, backends=backends,
-                                 keys=tuple(dict.fromkeys(keys))) if enabled else _NoProm())
+        self.prom = PromMetrics(version=version, multiproc_dir=multiproc_dir if enabled else None,
+                                backends=backends, keys=tuple(dict.fromkeys(keys)))
         self._before_scrape: list[Callable[[], None]] = []
         self.collector = Collector(window, multiproc_dir if enabled else None)
         self._next_process_refresh = 0.0
 
     # -- writing ---------------------------------------------------------------------------
+
+    def request_started(self, route: str) -> None:
+        """A counted request began (the in-progress gauge)."""
+        if self.enabled:
+            self._safely(self.prom.request_started, route)
+
+    def stream_started(self) -> None:
+        """A streamed body began (the open-streams gauge)."""
+        if self.enabled:
+            self._safely(self.prom.stream_started)
+
+    def finished(self, record: Record, *, backend: str | None, key: str | None, stream_started: bool) -> None:
+        """A counted request is over: its gauges come down and its record is accounted."""
+        if self.enabled:
+            self._safely(self.prom.request_finished, record.route)
+            if stream_started:
+                self._safely(self.prom.stream_finished)
+        self.observe(record, backend=backend, key=key)
 
     def observe(self, record: Record, *, backend: str | None = None, key: str | None = None) -> None:
         """Account one finished request (``backend`` that answered it, inbound ``key`` name).
@@ -84,7 +103,7 @@ class Metrics:
     def param_dropped(self, param: str) -> None:
         """Count a backend call sent without a field the bridge added (issue 18; bridge/routes/params.py)."""
         if self.enabled and param in ADDED_PARAMS:
-            self.prom._child(self.prom.param_dropped, param).inc()
+            self._safely(self.prom.param_dropped_inc, param)
 
     # -- backends (bridge/backend_pool.py reports here; names from a closed configured set) ----------
 
@@ -113,11 +132,11 @@ class Metrics:
             self._safely(hook)
 
     @staticmethod
-    def _safely(fn, *args) -> None:
+    def _safely(fn: Callable[..., object], *args: object) -> None:
         try:
             fn(*args)
         except Exception:  # pragma: no cover - defensive: metrics must never break a call
-            log.exception("metrics: backend update failed")
+            log.exception("metrics: update failed")
 
     def refresh_process(self) -> dict:
         """Read this worker's process figures now (psutil) and publish them."""
@@ -171,19 +190,3 @@ class Metrics:
             "window_size": self.collector.window,
             "multiprocess": self.prom.multiprocess,
         }
-
-
-class _NoProm:
-    """Stands in for PromMetrics when metrics are disabled: the request hooks' gauge calls."""
-
-    def request_started(self, route: str) -> None:
-        pass
-
-    def request_finished(self, route: str) -> None:
-        pass
-
-    def stream_started(self) -> None:
-        pass
-
-    def stream_finished(self) -> None:
-        pass

@@ -19,8 +19,9 @@ import glob
 import os
 import re
 import struct
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol
 
 from prometheus_client.mmap_dict import MmapedDict
 
@@ -37,6 +38,25 @@ _MIN = {"gauge_min"}
 _LATEST = {"gauge_mostrecent"}
 
 
+class _MetricFile(Protocol):
+    """The part of prometheus-client's ``MmapedDict`` (unannotated upstream) used here."""
+
+    def read_all_values(self) -> Iterable[tuple[str, float, float]]: ...
+
+    def write_value(self, key: str, value: float, timestamp: float) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _open(path: str) -> _MetricFile:
+    return MmapedDict(path)  # type: ignore[no-untyped-call]  # prometheus_client leaves MmapedDict unannotated
+
+
+def _read_file(path: str) -> list[tuple[str, float, float, int]]:
+    """``(key, value, timestamp, offset)`` of every value in a metric file."""
+    return list(MmapedDict.read_all_values_from_file(path))  # type: ignore[no-untyped-call]  # as above
+
+
 @contextmanager
 def _locked(directory: str, mode: int) -> Iterator[None]:
     fd = os.open(os.path.join(directory, _LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
@@ -47,7 +67,7 @@ def _locked(directory: str, mode: int) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def scrape_lock(directory: str):
+def scrape_lock(directory: str) -> AbstractContextManager[None]:
     """Shared lock held while a scrape lists and reads the directory."""
     return _locked(directory, fcntl.LOCK_SH)
 
@@ -70,12 +90,12 @@ def fold_dead_worker(directory: str, pid: int) -> int:
 
 def _merge_into(archive_path: str, dead_path: str, kind: str) -> None:
     try:
-        dead = list(MmapedDict.read_all_values_from_file(dead_path))
+        dead = _read_file(dead_path)
     except (struct.error, RuntimeError, ValueError):
         # A worker killed while creating its file leaves it empty or short: nothing was counted
         # in it, and prometheus-client's own reader would fail every scrape on it. Drop it.
         return
-    archive = MmapedDict(archive_path)
+    archive = _open(archive_path)
     try:
         existing = {key: (value, ts) for key, value, ts in archive.read_all_values()}
         for key, value, ts, _ in dead:

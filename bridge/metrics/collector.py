@@ -1,72 +1,49 @@
 """The recent window: a fixed-size ring of records per worker, shared between workers via files.
 
-Each worker keeps its last ``window`` records in a ``collections.deque(maxlen=window)``. When a
-directory is given, each record is also packed into this worker's memory-mapped ring file
-``window_<pid>.ring`` (fixed size: a header plus ``window`` slots), so whichever worker answers
-``/metrics/summary`` can merge every worker's window. Nothing grows with traffic: the deque and
-the file are both fixed-size and overwrite their oldest entry.
+Each worker keeps its last ``window`` records in ONE store: a ring in a memory map (the format,
+its writer and its lock-free reader are in :mod:`bridge.metrics.ring`). With a directory the map
+is this worker's ring file ``window_<pid>.ring``, so whichever worker answers ``/metrics/summary``
+can merge every worker's window; without one it is anonymous memory with the same layout, so
+there is a single code path. Nothing grows with traffic: the ring is fixed-size and overwrites
+its oldest record.
 
-Ring file layout (little endian)::
-
-    header (128 bytes): magic "BRRING01", version, slot size, capacity, pid, records written,
-                       start time, and the worker's last process snapshot (ts, rss, cpu, fds)
-    slot (capacity times): seq (u64) | packed record | seq (u64)
-
-A slot is written as "seq, record, seq"; a reader accepts a slot only when both copies of seq
-agree and are non-zero, so it never returns a half-written record. Readers take no lock.
+The design card's shape was "thread-safe, memory-bounded, deque-based": the ring is still bounded
+and thread-safe (appends take a lock; reads need none), but the ``collections.deque`` that used to
+sit beside the ring is gone. Every record was stored twice (once as objects in the deque, once
+packed in the file), and the summary read the other workers' windows from their rings anyway;
+now this worker's window is read from its own ring the same way, a record read back equal to the
+(normalised) record appended.
 """
 
 from __future__ import annotations
 
-import collections
+import contextlib
 import logging
 import mmap
 import os
 import re
-import struct
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from .records import PACKED_SIZE, Record, pack, unpack
+from . import ring
+from .records import Record, pack
+from .ring import HEADER_SIZE as _HEADER_SIZE  # noqa: F401 - the ring layout, re-exported for tests
+from .ring import SLOT_SIZE as _SLOT_SIZE  # noqa: F401
+from .ring import RingInfo, read_ring_file
 
 __all__ = ["Collector", "RingInfo", "read_ring_file"]
 
 log = logging.getLogger(__name__)
 
-_MAGIC = b"BRRING01"
-_VERSION = 1
-_HEADER = struct.Struct("<8sIIIIQddQdI")  # magic ver slot cap pid written started snap_ts rss cpu fds
-_HEADER_SIZE = 128
-_SEQ = struct.Struct("<Q")
-_SLOT_SIZE = _SEQ.size + PACKED_SIZE + _SEQ.size
-_WRITTEN_OFFSET = struct.calcsize("<8sIIII")
-_SNAP = struct.Struct("<dQdI")  # snap_ts rss cpu fds
-_SNAP_OFFSET = struct.calcsize("<8sIIIIQd")
 _NAME = re.compile(r"^window_(\d+)\.ring$")
-assert _HEADER.size <= _HEADER_SIZE
-
-
-@dataclass(frozen=True, slots=True)
-class RingInfo:
-    """What a ring file's header says about its worker."""
-
-    pid: int
-    written: int
-    started_ts: float
-    snapshot_ts: float
-    rss_bytes: int
-    cpu_seconds: float
-    open_fds: int
-    alive: bool
+_TMP_NAME = re.compile(r"^\.window_(\d+)\..*\.tmp$")  # a ring file being made (or left by a crash)
 
 
 class Collector:
-    """Per-worker ring of recent records; optionally mirrored into a shared ring file.
+    """Per-worker ring of recent records, in this worker's ring file or in anonymous memory.
 
     ``pid`` is a callable so tests can pose as several workers in one process; it is also how a
-    fork is noticed (a changed pid reopens the ring file and empties the inherited deque).
+    fork is noticed (a changed pid starts a new, empty ring: the parent's records are not ours).
     """
 
     def __init__(
@@ -84,7 +61,6 @@ class Collector:
         self._pid_fn = pid
         self._keep_dead = keep_dead_files
         self._lock = threading.Lock()
-        self._ring: collections.deque[Record] = collections.deque(maxlen=self.window)
         self._pid = -1
         self._mm: mmap.mmap | None = None
         self._written = 0
@@ -93,21 +69,15 @@ class Collector:
     # -- writing ---------------------------------------------------------------------------
 
     def append(self, rec: Record) -> None:
-        """Add one (normalised) record. O(1): a deque append and one slot write."""
+        """Add one (normalised) record. O(1): one slot write in the ring."""
         if self._pid_fn() != self._pid:
             self._ensure_process()
-        packed = pack(rec) if self._mm is not None else b""
+        packed = pack(rec)
         with self._lock:
-            self._ring.append(rec)
             mm = self._mm
             if mm is not None:
                 n = self._written + 1
-                off = _HEADER_SIZE + ((n - 1) % self.window) * _SLOT_SIZE
-                seq = _SEQ.pack(n)
-                mm[off : off + _SEQ.size] = seq
-                mm[off + _SEQ.size : off + _SEQ.size + PACKED_SIZE] = packed
-                mm[off + _SEQ.size + PACKED_SIZE : off + _SLOT_SIZE] = seq
-                mm[_WRITTEN_OFFSET : _WRITTEN_OFFSET + 8] = seq
+                ring.write_record(mm, self.window, n, packed)
                 self._written = n
 
     def write_snapshot(self, rss_bytes: int, cpu_seconds: float, open_fds: int) -> None:
@@ -116,9 +86,7 @@ class Collector:
             self._ensure_process()
         with self._lock:
             if self._mm is not None:
-                self._mm[_SNAP_OFFSET : _SNAP_OFFSET + _SNAP.size] = _SNAP.pack(
-                    time.time(), max(0, int(rss_bytes)), float(cpu_seconds), max(0, int(open_fds))
-                )
+                ring.write_snapshot(self._mm, rss_bytes, cpu_seconds, open_fds)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -127,12 +95,20 @@ class Collector:
         return self._pid
 
     def local(self) -> list[Record]:
-        """This worker's window, oldest first."""
-        with self._lock:
-            return list(self._ring)
+        """This worker's window, oldest first (read from its ring without the writers' lock)."""
+        if self._pid_fn() != self._pid:
+            self._ensure_process()
+        mm = self._mm
+        if mm is None:
+            return []
+        try:
+            cap, head = ring.read_header(mm, len(mm))
+            return ring.read_records(mm, cap, head.written)
+        except ValueError:  # closed meanwhile
+            return []
 
     def merged(self) -> list[Record]:
-        """Every worker's window (this worker's from memory, the others' from their files)."""
+        """Every worker's window (this worker's own ring, then the others' files)."""
         records = self.local()
         if self.directory is None:
             return records
@@ -167,7 +143,7 @@ class Collector:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _ring_paths(self) -> list[tuple[str, int]]:
+    def _ring_paths(self, pattern: re.Pattern[str] = _NAME) -> list[tuple[str, int]]:
         assert self.directory is not None
         try:
             names = os.listdir(self.directory)
@@ -175,112 +151,55 @@ class Collector:
             return []
         out = []
         for name in names:
-            m = _NAME.match(name)
+            m = pattern.match(name)
             if m:
                 out.append((os.path.join(self.directory, name), int(m.group(1))))
         return out
 
     def _ensure_process(self) -> None:
-        """(Re)open this process's ring file; called at start and after a fork."""
+        """Start this process's ring; called at start and after a fork."""
         pid = self._pid_fn()
         if self._pid != -1 and self._pid != pid:
             self._lock = threading.Lock()  # after a fork the inherited lock may be held forever
         with self._lock:
             if self._pid == pid:
                 return
-            if self._pid != -1:
-                self._ring.clear()  # records of the parent process are not ours
-            if self._mm is not None:
-                try:
-                    self._mm.close()
-                except (OSError, ValueError):
-                    pass
-                self._mm = None
+            old, self._mm = self._mm, None
+            if old is not None:
+                with contextlib.suppress(OSError, ValueError, BufferError):
+                    old.close()  # the parent's ring stays the parent's (its file, or its memory)
             self._pid = pid
             self._written = 0
-            if self.directory is None:
-                return
-            try:
-                self._mm = self._open_ring(pid)
-            except OSError as exc:
-                log.warning("metrics ring file unavailable, window is per worker: %s", exc)
-                self._mm = None
+            self._mm = self._open_ring(pid)
         self._prune_dead()
 
-    def _open_ring(self, pid: int) -> mmap.mmap:
-        assert self.directory is not None
-        os.makedirs(self.directory, exist_ok=True)
-        path = os.path.join(self.directory, f"window_{pid}.ring")
-        size = _HEADER_SIZE + self.window * _SLOT_SIZE
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    def _open_ring(self, pid: int) -> mmap.mmap | None:
+        if self.directory is not None:
+            try:
+                return ring.new_file(self.directory, self.window, pid)
+            except OSError as exc:
+                log.warning("metrics ring file unavailable, window is per worker: %s", exc)
         try:
-            os.ftruncate(fd, 0)  # a reused pid must not inherit a dead worker's slots
-            os.ftruncate(fd, size)
-            mm = mmap.mmap(fd, size)
-        finally:
-            os.close(fd)
-        mm[0:_HEADER.size] = _HEADER.pack(
-            _MAGIC, _VERSION, _SLOT_SIZE, self.window, pid, 0, time.time(), 0.0, 0, 0.0, 0
-        )
-        return mm
+            return ring.new_anonymous(self.window, pid)
+        except OSError as exc:  # pragma: no cover - out of memory
+            log.warning("metrics ring unavailable, no recent window: %s", exc)
+            return None
 
     def _prune_dead(self) -> None:
-        """Keep at most ``keep_dead_files`` ring files of dead workers (newest first)."""
+        """Keep at most ``keep_dead_files`` ring files of dead workers (newest first); delete the
+        half-made ones dead workers left behind."""
         if self.directory is None:
             return
         dead = []
         for path, pid in self._ring_paths():
-            if pid != self._pid and not _pid_alive(pid):
+            if pid != self._pid and not ring.pid_alive(pid):
                 try:
                     dead.append((os.path.getmtime(path), path))
                 except OSError:
                     continue
         dead.sort(reverse=True)
-        for _, path in dead[self._keep_dead :]:
-            try:
+        stale = [path for _, path in dead[self._keep_dead :]]
+        stale += [path for path, pid in self._ring_paths(_TMP_NAME) if not ring.pid_alive(pid)]
+        for path in stale:
+            with contextlib.suppress(OSError):
                 os.unlink(path)
-            except OSError:
-                pass
-
-
-def read_ring_file(path: str, *, records: bool = True) -> tuple[RingInfo, list[Record]]:
-    """Parse one ring file; only whole, consistent slots are returned. ValueError if foreign."""
-    with open(path, "rb") as fh:
-        data = fh.read()
-    if len(data) < _HEADER_SIZE:
-        raise ValueError("short ring file")
-    (magic, version, slot, cap, pid, written, started, snap_ts, rss, cpu, fds) = _HEADER.unpack_from(data)
-    if magic != _MAGIC or version != _VERSION or slot != _SLOT_SIZE:
-        raise ValueError("not a ring file of this version")
-    info = RingInfo(pid, written, started, snap_ts, rss, cpu, fds, _pid_alive(pid))
-    out: list[Record] = []
-    if not records:
-        return info, out
-    cap = min(cap, (len(data) - _HEADER_SIZE) // _SLOT_SIZE)
-    for i in range(cap):
-        off = _HEADER_SIZE + i * _SLOT_SIZE
-        (begin,) = _SEQ.unpack_from(data, off)
-        if begin == 0:
-            continue
-        (end,) = _SEQ.unpack_from(data, off + _SEQ.size + PACKED_SIZE)
-        if begin != end:
-            continue  # being written right now
-        try:
-            out.append(unpack(data, off + _SEQ.size))
-        except (struct.error, ValueError):
-            continue
-    return info, out
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True

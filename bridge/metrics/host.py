@@ -8,7 +8,7 @@ worker). Levels are gauges; the host's cumulative I/O counters are counters (``_
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -17,8 +17,11 @@ from .system import HostSnapshot, host_snapshot
 
 __all__ = ["HostCollector", "HOST_METRICS", "include_host"]
 
+#: How one figure is read from a snapshot (None: the platform does not tell).
+_Read = Callable[[HostSnapshot], float | None]
+
 #: name -> (type, help, how to read it from a snapshot)
-HOST_METRICS: dict[str, tuple[str, str, object]] = {
+HOST_METRICS: dict[str, tuple[str, str, _Read]] = {
     "bridge_host_cpu_usage_ratio": (
         "gauge", "Busy share of all the host's CPUs (0-1) since the previous sample of the scraped worker.",
         lambda h: None if h.cpu_percent is None else h.cpu_percent / 100.0),
@@ -64,7 +67,7 @@ HOST_METRICS: dict[str, tuple[str, str, object]] = {
 class HostCollector(Collector):
     """Yields the ``bridge_host_*`` families from the cached host sample."""
 
-    def __init__(self, sample=host_snapshot) -> None:
+    def __init__(self, sample: Callable[[], HostSnapshot] = host_snapshot) -> None:
         self._sample = sample
 
     def describe(self) -> list[Metric]:
@@ -76,7 +79,7 @@ class HostCollector(Collector):
         except Exception:  # noqa: BLE001 - a broken reading must never break the whole scrape
             return
         for name, (kind, help_text, read) in HOST_METRICS.items():
-            value = read(snap)  # type: ignore[operator]
+            value = read(snap)
             if value is None:
                 continue
             family = GaugeMetricFamily(name, help_text) if kind == "gauge" else CounterMetricFamily(name, help_text)
@@ -91,5 +94,5 @@ def include_host(registry: CollectorRegistry) -> CollectorRegistry:
     """``registry`` with the host collector in it (registered once); returns the registry."""
     if not getattr(registry, "_bridge_host_included", False):
         registry.register(_COLLECTOR)
-        registry._bridge_host_included = True  # type: ignore[attr-defined]
+        registry._bridge_host_included = True  # type: ignore[attr-defined]  # a marker of ours on the registry
     return registry

@@ -7,12 +7,9 @@ A PUT replaces the whole group, so what the Pushgateway holds for an instance is
 instance's latest complete view; Prometheus scrapes the Pushgateway with ``honor_labels: true``
 (``deploy/prometheus-push.yml``). ``/metrics`` keeps working for pull.
 
-**One pusher per instance, whatever the worker count.** Every worker starts a :class:`Pusher`
-(create_app runs in each worker, after gevent has patched it); they elect one with an exclusive,
-non-blocking ``fcntl.flock`` on ``push.lock`` in the metrics directory. The holder pushes; the
-others retry the lock once per interval, so when the holder dies (the kernel drops its lock with
-its last file descriptor) another worker takes over within one interval. Nothing runs in the
-gunicorn master, so no ``urllib``/``http.client`` use there (gunicorn#2796 is about importing
+**One pusher per instance, whatever the worker count**: every worker starts a :class:`Pusher`;
+they elect one through ``push.lock`` in the metrics directory (``push_lock.py``). Nothing runs in
+the gunicorn master, so no ``urllib``/``http.client`` use there (gunicorn#2796 is about importing
 those before the workers patch; the push path is only ever used in workers).
 
 **Never in the way of requests.** The loop is a daemon thread, i.e. a greenlet once gevent has
@@ -34,19 +31,24 @@ push; its counts (its files stay) reach the Pushgateway with a sibling's next pu
 from __future__ import annotations
 
 import atexit
-import errno
-import fcntl
 import functools
 import logging
-import os
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 from urllib.error import HTTPError, URLError
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from prometheus_client.exposition import basic_auth_handler, default_handler, push_to_gateway
+from prometheus_client.metrics_core import Metric
+
+from .prom import PromMetrics
+from .push_lock import FINAL_LOCK_WAIT_S, LOCK_NAME, PushLock
+
+if TYPE_CHECKING:
+    from . import Metrics
 
 __all__ = ["JOB", "LOCK_NAME", "OUTCOMES", "Pusher", "classify", "safe_url", "start_pusher"]
 
@@ -54,14 +56,12 @@ log = logging.getLogger(__name__)
 
 #: The ``job`` grouping label of every push (and of the bridge's scrape job in pull mode).
 JOB = "bridge"
-#: The election lock, beside the metric files (MultiProcessCollector only reads ``*.db``).
-LOCK_NAME = "push.lock"
 #: ``bridge_pushes_total{outcome}``: a closed set.
 OUTCOMES = ("ok", "http_error", "unreachable", "timeout", "error")
 #: While pushes keep failing, repeat the warning at most this often.
 LOG_EVERY_S = 60.0
-#: At exit, a worker waits at most the push timeout plus this for a leaving sibling's last push.
-FINAL_LOCK_WAIT_S = 2.0
+#: How a push makes its HTTP request (``prometheus_client.exposition``'s handler signature).
+_Handler = Callable[[str, str, float | None, list[tuple[str, str]], bytes], Callable[[], None]]
 
 
 def safe_url(url: str) -> str:
@@ -91,10 +91,10 @@ def classify(exc: BaseException) -> str:
 class _Families:
     """A collector over the instance's merged families (what ``push_to_gateway`` generates from)."""
 
-    def __init__(self, families: Callable[[], Iterable]) -> None:
+    def __init__(self, families: Callable[[], Iterable[Metric]]) -> None:
         self._families = families
 
-    def collect(self):
+    def collect(self) -> Iterable[Metric]:
         return self._families()
 
 
@@ -112,7 +112,7 @@ class Pusher:
         url: str,
         instance: str,
         interval_s: float,
-        families: Callable[[], Iterable],
+        families: Callable[[], Iterable[Metric]],
         lock_dir: str | None,
         count: Callable[[str], None] = lambda outcome: None,
         timeout_s: float | None = None,
@@ -124,11 +124,13 @@ class Pusher:
         self.instance = instance
         self.interval_s = float(interval_s)
         self.timeout_s = timeout_s if timeout_s is not None else max(1.0, min(10.0, self.interval_s))
-        self.lock_path = os.path.join(lock_dir, LOCK_NAME) if lock_dir else None
+        self._election = PushLock(lock_dir, announce=lambda: {
+            "pushgateway": self.url, "instance": self.instance, "interval_s": self.interval_s})
         self._registry = _Families(families)
         self._count = count
         self._push = push
         self._clock = clock
+        self._handler: _Handler
         if parts.username is not None or parts.password is not None:
             self._handler = functools.partial(basic_auth_handler, username=unquote(parts.username or ""),
                                               password=unquote(parts.password or ""))
@@ -136,7 +138,6 @@ class Pusher:
         else:
             self._handler = default_handler
             self._secret = ""
-        self._fd: int | None = None
         self._stop = threading.Event()
         self._stopped = False
         self._push_lock = threading.Lock()
@@ -147,38 +148,22 @@ class Pusher:
         self.pushes = 0
         self.last_outcome: str | None = None
 
-    # -- election --------------------------------------------------------------------------
+    # -- election (push_lock.py) ----------------------------------------------------------
+
+    @property
+    def lock_path(self) -> str | None:
+        return self._election.path
 
     @property
     def holding(self) -> bool:
-        return self.lock_path is None or self._fd is not None
+        return self._election.holding
 
     def try_acquire(self) -> bool:
         """Take the instance's push lock if nobody holds it (never waits)."""
-        if self.holding:
-            return True
-        try:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            log.debug("push lock %s: %s", self.lock_path, exc.strerror)
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                log.debug("push lock %s: %s", self.lock_path, exc.strerror)
-            return False
-        self._fd = fd
-        self._write_lock_file("")  # who pushes, for people looking at the directory
-        log.info("this worker pushes the instance's metrics", extra={
-            "pushgateway": self.url, "instance": self.instance, "interval_s": self.interval_s})
-        return True
+        return self._election.try_acquire()
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the last descriptor drops the flock
-            self._fd = None
+        self._election.release()
 
     # -- pushing -----------------------------------------------------------------------------
 
@@ -254,47 +239,21 @@ class Pusher:
         if self._stopped:
             return None
         self._stopped = True
-        if final_push and self._fd is not None:
-            self._write_lock_file("final")
+        if final_push:
+            self._election.mark("final")  # only while holding the lock
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(self.timeout_s + 1.0)
         outcome = None
         try:
-            if final_push and self._take_for_last_push():
+            if final_push and self._election.take_for_last_push(self.timeout_s + FINAL_LOCK_WAIT_S):
                 outcome = self.push_once()
         finally:
             self.release()
         return outcome
 
-    def _take_for_last_push(self) -> bool:
-        deadline = time.monotonic() + self.timeout_s + FINAL_LOCK_WAIT_S
-        while not self.try_acquire():
-            if not self._holder_is_leaving() or time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
-        self._write_lock_file("final")
-        return True
 
-    def _holder_is_leaving(self) -> bool:
-        try:
-            with open(self.lock_path) as fh:
-                return fh.read(16).startswith("final")
-        except OSError:
-            return False
-
-    def _write_lock_file(self, state: str) -> None:
-        """``<pid>`` while pushing periodically, ``final <pid>`` once on its way out."""
-        if self._fd is None:
-            return
-        try:
-            os.ftruncate(self._fd, 0)
-            os.pwrite(self._fd, f"{state} {os.getpid()}\n".lstrip().encode(), 0)
-        except OSError:
-            pass
-
-
-def start_pusher(metrics, *, url: str | None, instance: str, interval_s: float) -> Pusher | None:
+def start_pusher(metrics: Metrics, *, url: str | None, instance: str, interval_s: float) -> Pusher | None:
     """Start push mode for this worker when ``url`` is set and metrics are on; else ``None``.
 
     ``metrics`` is the worker's :class:`bridge.metrics.Metrics`. The last push is made at
@@ -306,8 +265,10 @@ def start_pusher(metrics, *, url: str | None, instance: str, interval_s: float) 
         log.warning("PUSHGATEWAY_URL is set but METRICS_ENABLED=false: nothing is pushed")
         return None
     prom = metrics.prom
+    if not isinstance(prom, PromMetrics):  # pragma: no cover - metrics on always means PromMetrics
+        return None
 
-    def families():
+    def families() -> Iterable[Metric]:
         metrics.refresh_process()  # the pushing worker's own process gauges, as a scrape does
         return prom.families()
 

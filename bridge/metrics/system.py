@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 try:  # psutil is a dependency; stay importable (figures become 0) if it is ever missing
     import psutil
@@ -19,7 +21,7 @@ except ImportError:  # pragma: no cover
 
 __all__ = ["HOST_SAMPLE_S", "HostSnapshot", "ProcessSnapshot", "host_snapshot", "process_snapshot"]
 
-_proc_cache: dict[int, object] = {}
+_proc_cache: dict[int, Any] = {}  # pid -> psutil.Process (psutil is untyped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +34,7 @@ class ProcessSnapshot:
     start_time_s: float
     ts_s: float
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {
             "pid": self.pid,
             "rss_bytes": self.rss_bytes,
@@ -92,10 +94,10 @@ class HostSnapshot:
     disk_used_bytes: int | None = None
     disk_free_bytes: int | None = None
     disk_percent: float | None = None
-    net: dict = field(default_factory=dict)   # bytes_sent, bytes_recv, packets_*, errin/out, dropin/out
-    disk_io: dict = field(default_factory=dict)  # read/write bytes, counts, times (ms)
+    net: dict[str, int] = field(default_factory=dict)   # bytes_sent, bytes_recv, packets_*, errin/out, dropin/out
+    disk_io: dict[str, int] = field(default_factory=dict)  # read/write bytes, counts, times (ms)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {
             "cpu": {"percent": self.cpu_percent, "count": self.cpu_count, "load_1m": self.load_1m},
             "memory": {"percent": self.memory_percent, "used_bytes": self.memory_used_bytes,
@@ -112,6 +114,14 @@ _NET_FIELDS = ("bytes_sent", "bytes_recv", "packets_sent", "packets_recv", "erri
 _DISK_IO_FIELDS = ("read_bytes", "write_bytes", "read_count", "write_count", "read_time", "write_time")
 
 
+class _CpuTimes(Protocol):
+    """``psutil.cpu_times()``: a named tuple of seconds (``guest``, ``iowait``... depend on the platform)."""
+
+    idle: float
+
+    def __iter__(self) -> Iterator[float]: ...
+
+
 class _HostSampler:
     """One cached host sample per worker process, refreshed at most every ``HOST_SAMPLE_S``."""
 
@@ -120,7 +130,7 @@ class _HostSampler:
         self._pid = 0
         self._at = 0.0  # monotonic time of the cached sample
         self._last: HostSnapshot | None = None
-        self._cpu_times = None  # psutil.cpu_times() of the previous sample, for the CPU percent
+        self._cpu_times: _CpuTimes | None = None  # psutil.cpu_times() of the previous sample, for the CPU percent
 
     def get(self, *, max_age_s: float = HOST_SAMPLE_S) -> HostSnapshot:
         with self._lock:
@@ -136,7 +146,8 @@ class _HostSampler:
         now = time.time()
         if psutil is None:  # pragma: no cover
             return HostSnapshot(ts_s=now)
-        values: dict = {"ts_s": now, "cpu_count": psutil.cpu_count() or None}
+        # HostSnapshot's keyword arguments; what the platform does not tell stays at its default.
+        values: dict[str, Any] = {"ts_s": now, "cpu_count": psutil.cpu_count() or None}
         values["cpu_percent"] = self._cpu_percent()
         try:
             values["load_1m"] = round(os.getloadavg()[0], 3)
@@ -176,20 +187,20 @@ class _HostSampler:
         return round(min(100.0, max(0.0, 100.0 * (total - idle) / total)), 2)
 
 
-def _cpu_total_idle(times) -> tuple[float, float]:
+def _cpu_total_idle(times: _CpuTimes) -> tuple[float, float]:
     # Linux counts guest time inside user/nice as well: leave it out of the total once.
     total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
     return total, times.idle + getattr(times, "iowait", 0.0)
 
 
-def _safe(read):
+def _safe(read: Callable[[], object]) -> object | None:
     try:
         return read()
     except (psutil.Error, OSError, RuntimeError):
         return None
 
 
-def _fields(counters: object, names: tuple[str, ...]) -> dict:
+def _fields(counters: object, names: tuple[str, ...]) -> dict[str, int]:
     if counters is None:
         return {}
     return {name: int(getattr(counters, name)) for name in names if getattr(counters, name, None) is not None}

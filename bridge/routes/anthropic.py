@@ -13,22 +13,15 @@ from flask import Blueprint, Response, g
 
 from ..metrics.instrument import observation
 from ..ndjson import json_bytes
-from ..stream_events import event_stream
+from ..streams import STREAM_HEADERS
+from ..streams.events import event_stream
 from ..translate import anthropic
 from ..translate.anthropic_stream import MessagesStream
-from ..upstream import json_object
-from .common import (
-    Services,
-    read_json_object,
-    require_model_name,
-    resolve_model,
-    stream_flag,
-)
+from .common import Services, resolve_model
 from .params import added_params, call_generation
+from .request_body import read_json_object, require_model_name, stream_flag
 
 __all__ = ["anthropic_blueprint"]
-
-_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def anthropic_blueprint(services: Services) -> Blueprint:
@@ -44,9 +37,9 @@ def anthropic_blueprint(services: Services) -> Blueprint:
     @bp.post("/v1/messages")
     def messages():
         body = read_json_object()
-        requested = require_model_name(body, services)
+        requested = require_model_name(body, services.settings.default_model)
         obs = observation()
-        obs.model = requested  # labelled (bounded) when recorded
+        obs.note_model(requested)  # labelled (bounded) when recorded
         stream = stream_flag(body, default=False)
         backend = resolve_model(requested, services)
         openai_body = anthropic.messages_request(body, backend, stream=stream,
@@ -60,21 +53,19 @@ def anthropic_blueprint(services: Services) -> Blueprint:
         resp = call_generation(services, "/chat/completions", openai_body, requested, stream=stream,
                                added=added_params(openai_body, think))
         if not stream:
-            reply = anthropic.messages_response(json_object(resp), model=requested, message_id=message_id,
+            reply = anthropic.messages_response(resp.json(), model=requested, message_id=message_id,
                                                 stop=stop, keep_thinking=keep_thinking)
-            obs.tokens_in = reply["usage"].get("input_tokens")
-            obs.tokens_out = reply["usage"].get("output_tokens")
+            obs.note_tokens(reply["usage"].get("input_tokens"), reply["usage"].get("output_tokens"))
             return Response(json_bytes(reply), mimetype="application/json")
         translator = MessagesStream(message_id=message_id, model=requested, stop=stop, keep_thinking=keep_thinking)
-        events = event_stream(services.upstream, resp, translator, obs,
-                              on_error=lambda message, exc: translator.error(message, exc.status))
-        return Response(obs.stream_wrap(events), mimetype="text/event-stream", headers=_SSE_HEADERS)
+        events = event_stream(resp, translator, obs, on_error=lambda message, exc: translator.error(message, exc.status))
+        return Response(obs.stream_wrap(events), mimetype="text/event-stream", headers=STREAM_HEADERS)
 
     @bp.post("/v1/messages/count_tokens")
     def count_tokens():
         body = read_json_object()
-        requested = require_model_name(body, services)
-        observation().model = requested
+        requested = require_model_name(body, services.settings.default_model)
+        observation().note_model(requested)
         resolve_model(requested, services)  # an unknown model is a 404 here too
         return Response(json_bytes({"input_tokens": anthropic.count_tokens(body)}), mimetype="application/json")
 

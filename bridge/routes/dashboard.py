@@ -35,6 +35,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, jsonify, request
 
+from ..error_bodies import ollama_error
 from .auth import bearer_token, matches
 
 __all__ = ["DASHBOARD_HTML", "dashboard_blueprint"]
@@ -81,8 +82,8 @@ def dashboard_blueprint(*, token: str | None) -> Blueprint:
     @bp.get("/dashboard")
     def dashboard():
         if not authorised():
-            resp = jsonify({"error": "the dashboard needs 'Authorization: Bearer <METRICS_TOKEN>' "
-                                     "or '?token=<METRICS_TOKEN>' on its URL"})
+            resp = jsonify(ollama_error("the dashboard needs 'Authorization: Bearer <METRICS_TOKEN>' "
+                                        "or '?token=<METRICS_TOKEN>' on its URL"))
             resp.status_code = 401
             resp.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
             resp.headers["Cache-Control"] = "no-store"

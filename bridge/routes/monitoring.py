@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from flask import Blueprint, Response, jsonify, request
 
+from ..error_bodies import ollama_error
 from ..metrics import Metrics
 from .auth import bearer_token, matches
 
@@ -44,18 +45,18 @@ def monitoring_blueprint(
         return expected is None or matches(bearer_token(), expected)
 
     def disabled() -> Response:
-        resp = jsonify({"error": "metrics are disabled on this instance (METRICS_ENABLED=false)"})
+        resp = jsonify(ollama_error("metrics are disabled on this instance (METRICS_ENABLED=false)"))
         resp.status_code = 404
         return resp
 
     def denied() -> Response:
-        resp = jsonify({"error": "metrics need 'Authorization: Bearer <METRICS_TOKEN>'"})
+        resp = jsonify(ollama_error("metrics need 'Authorization: Bearer <METRICS_TOKEN>'"))
         resp.status_code = 401
         resp.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return resp
 
     def bad(message: str) -> Response:
-        resp = jsonify({"error": message})
+        resp = jsonify(ollama_error(message))
         resp.status_code = 400
         return resp
 
@@ -145,7 +146,7 @@ def monitoring_blueprint(
         extra = more[0] if more else {}  # e.g. {"backends": [each backend's state]}
         if ok:
             return jsonify({"status": "ready", "reason": reason, **extra})
-        resp = jsonify({"status": "not_ready", "reason": reason, "error": reason, **extra})
+        resp = jsonify({"status": "not_ready", "reason": reason, **ollama_error(reason), **extra})
         resp.status_code = 503
         return resp
 

@@ -11,27 +11,19 @@ from ..errors import NotSupported
 from ..metrics.instrument import observation
 from ..ndjson import json_bytes, ndjson_line
 from ..ps_table import PsTable, parse_keep_alive
-from ..streaming import StreamClock, ndjson_stream, patient_json
+from ..request_ids import request_id
+from ..streams import STREAM_HEADERS
+from ..streams.ollama import ollama_stream
+from ..streams.patient import patient_json
 from ..translate import catalog, chat, embed, responses
 from ..translate.stream import StreamTranslator
-from ..upstream import json_object
-from .common import (
-    Services,
-    call_backend,
-    now_rfc3339,
-    read_json_object,
-    request_id,
-    require_listing,
-    require_model_name,
-    resolve_model,
-    stream_flag,
-)
+from .common import Services, call_backend, now_rfc3339, require_listing, resolve_model
 from .params import added_params, call_generation
+from .request_body import read_json_object, require_model_name, stream_flag
 
 __all__ = ["ollama_blueprint"]
 
 NDJSON = "application/x-ndjson"
-STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def ollama_blueprint(services: Services) -> Blueprint:
@@ -58,7 +50,7 @@ def ollama_blueprint(services: Services) -> Blueprint:
     @bp.post("/api/show")
     def show():
         body = read_json_object()
-        requested = require_model_name(body, services, keys=("model", "name"))
+        requested = require_model_name(body, services.settings.default_model, keys=("model", "name"))
         # A backend that can't list its models gets its error passed on (5xx) instead of a
         # description of a model that may not exist (the reference invents one for any name).
         require_listing(services)
@@ -79,7 +71,7 @@ def ollama_blueprint(services: Services) -> Blueprint:
     @bp.post("/api/pull")
     def pull():
         body = read_json_object()
-        requested = require_model_name(body, services, keys=("model", "name"))
+        requested = require_model_name(body, services.settings.default_model, keys=("model", "name"))
         require_listing(services)  # never report a pull as done for a model we can't see
         backend = resolve_model(requested, services)
         stream = stream_flag(body, default=True)
@@ -113,11 +105,10 @@ def ollama_blueprint(services: Services) -> Blueprint:
         return _complete("generate")
 
     def _complete(kind: str):
-        started_ns = time.monotonic_ns()
         body = read_json_object()
-        requested = require_model_name(body, services)
+        requested = require_model_name(body, services.settings.default_model)
         obs = observation()
-        obs.model = requested  # labelled (bounded) when recorded
+        obs.note_model(requested)  # labelled (bounded) when recorded
         stream = stream_flag(body, default=True)
         keep_alive = parse_keep_alive(body.get("keep_alive"))  # a wrong type is a 400, as in Ollama
         reason = chat.short_circuit(kind, body)
@@ -135,34 +126,32 @@ def ollama_blueprint(services: Services) -> Blueprint:
         keep_thinking = chat.keeps_thinking(body)
         added = added_params(openai_body, body.get("think"))  # droppable if the backend refuses them
         prompt_estimate = responses.prompt_tokens_estimate(openai_body)  # counts when it reports none
-        sent_ns = time.monotonic_ns()
+        obs.clock.mark_sent()
         if not stream:
             deadline, rid = services.deadline(), request_id()
 
             def answer() -> bytes:
                 resp = call_generation(services, path, openai_body, requested, stream=False, added=added,
                                        deadline=deadline, rid=rid)
-                obs.backend = resp.bridge_backend  # also when run in a greenlet (FIRST_BYTE_TIMEOUT)
-                data = json_object(resp)
-                end_ns = time.monotonic_ns()
+                obs.note_backend(resp.backend)  # also when run in a greenlet (FIRST_BYTE_TIMEOUT)
+                data = resp.json()
                 # Without the backend's own timings: prompt eval until the response headers, eval the rest.
-                timings = responses.Timings.measured(started_ns=started_ns, sent_ns=sent_ns, end_ns=end_ns,
-                                                     first_ns=getattr(resp, "headers_received_ns", end_ns))
+                timings = obs.clock.ollama_timings(first_ns=resp.headers_received_ns)
                 make = responses.chat_response if kind == "chat" else responses.generate_response
                 reply = make(data, model=requested, created_at=now_rfc3339(), timings=timings,
                              keep_thinking=keep_thinking, prompt_estimate=prompt_estimate)
                 reported_in, reported_out = responses.reported_counts(data)
-                obs.tokens_in = reported_in  # metrics count what the backend reported, not estimates
-                obs.tokens_out = reported_out if reported_out is not None else reply.get("eval_count")
+                # Metrics count what the backend reported, not estimates.
+                obs.note_tokens(reported_in, reported_out if reported_out is not None else reply.get("eval_count"))
                 return json_bytes(reply)
 
-            return patient_json(answer, first_byte_s=services.settings.first_byte_timeout_s, obs=obs)
+            return patient_json(answer, first_byte_s=services.settings.first_byte_timeout_s,
+                                wrap=obs.stream_wrap, failed=obs.note_outcome)
         resp = call_generation(services, path, openai_body, requested, stream=True, added=added)
         translator = StreamTranslator(kind, model=requested, created_at=now_rfc3339, keep_thinking=keep_thinking,
                                       completions=path == "/completions", prompt_estimate=prompt_estimate)
-        clock = StreamClock(started_ns, sent_ns, time.monotonic_ns())
-        body_iter = ndjson_stream(services.upstream, resp, translator, obs, clock)
-        return Response(obs.stream_wrap(body_iter), mimetype=NDJSON, headers=STREAM_HEADERS)
+        return Response(obs.stream_wrap(ollama_stream(resp, translator, obs, obs.clock)), mimetype=NDJSON,
+                        headers=STREAM_HEADERS)
 
     def _load(kind: str, body: dict, requested: str, reason: str, keep_alive: float | None, stream: bool):
         """A load or unload request (no prompt / no messages): checked like any other request (field
@@ -183,29 +172,28 @@ def ollama_blueprint(services: Services) -> Blueprint:
 
     @bp.post("/api/embed")
     def embed_route():
-        started_ns = time.monotonic_ns()
         body = read_json_object()
-        requested = require_model_name(body, services)
-        observation().model = requested  # labelled (bounded) when recorded
+        requested = require_model_name(body, services.settings.default_model)
+        obs = observation()
+        obs.note_model(requested)  # labelled (bounded) when recorded
         keep_alive = parse_keep_alive(body.get("keep_alive"))
         backend = resolve_model(requested, services)
         openai_body = embed.embed_request(body, backend)
         ps_table.touch(requested, backend, keep_alive)  # Ollama loads it even for an empty input
         if openai_body is None:
             return jsonify(embed.embed_empty_response(requested))
-        sent_ns = time.monotonic_ns()
+        obs.clock.mark_sent()
         data = _call_json("/embeddings", openai_body, requested)
-        end_ns = time.monotonic_ns()
-        reply = embed.embed_response(data, model=requested, total_ns=end_ns - started_ns,
-                                     load_ns=sent_ns - started_ns)
-        observation().tokens_in = reply.get("prompt_eval_count")
+        timings = obs.clock.ollama_timings()
+        reply = embed.embed_response(data, model=requested, total_ns=timings.total_ns, load_ns=timings.load_ns)
+        obs.note_tokens(reply.get("prompt_eval_count"), None)
         return Response(json_bytes(reply), mimetype="application/json")
 
     @bp.post("/api/embeddings")
     def embeddings_route():
         body = read_json_object()
-        requested = require_model_name(body, services)
-        observation().model = requested  # labelled (bounded) when recorded
+        requested = require_model_name(body, services.settings.default_model)
+        observation().note_model(requested)  # labelled (bounded) when recorded
         keep_alive = parse_keep_alive(body.get("keep_alive"))
         backend = resolve_model(requested, services)
         openai_body = embed.embeddings_request(body, backend)
@@ -216,7 +204,7 @@ def ollama_blueprint(services: Services) -> Blueprint:
         return Response(json_bytes(embed.embeddings_response(data)), mimetype="application/json")
 
     def _call_json(path: str, openai_body: dict, requested: str) -> dict:
-        return json_object(call_backend(services, path, openai_body, requested, stream=False))
+        return call_backend(services, path, openai_body, requested, stream=False).json()
 
     return bp
 

@@ -8,13 +8,15 @@ from flask import Blueprint, Response, jsonify
 
 from ..errors import ClientRequestError, ModelNotFound
 from ..metrics.instrument import observation
-from ..streaming import record_usage, sse_passthrough
+from ..metrics.observation import Observation
+from ..request_ids import request_id
+from ..streams import STREAM_HEADERS
+from ..streams.openai_relay import openai_relay, usage_of
 from ..translate import catalog
-from .common import Services, call_backend, read_json_object, request_id, require_model_name, resolve_model
+from .common import Services, call_backend, resolve_model
+from .request_body import read_json_object, require_model_name
 
 __all__ = ["openai_blueprint"]
-
-_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def openai_blueprint(services: Services) -> Blueprint:
@@ -37,9 +39,9 @@ def openai_blueprint(services: Services) -> Blueprint:
     def relay(path: str):
         def view():
             body = read_json_object()
-            requested = require_model_name(body, services)
+            requested = require_model_name(body, services.settings.default_model)
             obs = observation()
-            obs.model = requested  # labelled (bounded) when recorded
+            obs.note_model(requested)  # labelled (bounded) when recorded
             resolve_model(requested, services)
             forwarded = services.modelmap.to_backend_passthrough({**body, "model": requested})
             stream = body.get("stream", False)
@@ -47,11 +49,10 @@ def openai_blueprint(services: Services) -> Blueprint:
                 raise ClientRequestError("'stream' must be a boolean")
             resp = call_backend(services, path, forwarded, requested, stream=stream)
             if stream:
-                return Response(obs.stream_wrap(sse_passthrough(services.upstream, resp, obs)),
-                                mimetype="text/event-stream", headers=_SSE_HEADERS)
+                return Response(obs.stream_wrap(openai_relay(resp, obs)), mimetype="text/event-stream",
+                                headers=STREAM_HEADERS)
             _note_usage(resp.content, obs)
-            return Response(resp.content, status=resp.status_code,
-                            content_type=resp.headers.get("Content-Type", "application/json"))
+            return Response(resp.content, status=resp.status, content_type=resp.content_type)
 
         view.__name__ = "relay_" + path.strip("/").replace("/", "_")
         return view
@@ -61,8 +62,8 @@ def openai_blueprint(services: Services) -> Blueprint:
     return bp
 
 
-def _note_usage(content: bytes, obs) -> None:
+def _note_usage(content: bytes, obs: Observation) -> None:
     try:
-        record_usage(json.loads(content), obs)
+        obs.note_tokens(*usage_of(json.loads(content)))
     except ValueError:  # a body that is not JSON is relayed as it is, uncounted
         pass

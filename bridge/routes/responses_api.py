@@ -22,23 +22,17 @@ from ..backend_pool import NoBackend
 from ..errors import UpstreamHTTPError
 from ..metrics.instrument import observation
 from ..ndjson import json_bytes
-from ..stream_events import event_stream, record_responses_usage, responses_passthrough
+from ..streams import STREAM_HEADERS
+from ..streams.events import event_stream
+from ..streams.responses_relay import responses_relay, responses_usage
 from ..translate import responses_api
 from ..translate.backend_errors import model_not_found_in_body
-from ..upstream import json_object
-from .common import (
-    Services,
-    call_backend,
-    read_json_object,
-    require_model_name,
-    resolve_model,
-    stream_flag,
-)
+from .common import Services, call_backend, resolve_model
 from .params import added_params, call_generation
+from .request_body import read_json_object, require_model_name, stream_flag
 
 __all__ = ["ResponsesSupport", "responses_blueprint"]
 
-_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _RECHECK_S = 600.0
 _MISSING_ROUTE = frozenset({404, 405, 501})
 
@@ -83,9 +77,9 @@ def responses_blueprint(services: Services, support: ResponsesSupport | None = N
     @bp.post("/v1/responses")
     def create():
         body = read_json_object()
-        requested = require_model_name(body, services)
+        requested = require_model_name(body, services.settings.default_model)
         obs = observation()
-        obs.model = requested  # labelled (bounded) when recorded
+        obs.note_model(requested)  # labelled (bounded) when recorded
         stream = stream_flag(body, default=False)
         backend = resolve_model(requested, services)
         # Backends (by name) not known to lack /v1/responses get the request as it is.
@@ -101,16 +95,17 @@ def responses_blueprint(services: Services, support: ResponsesSupport | None = N
             support.remember(getattr(exc, "backend", ""), False)
             resp = None
         if resp is not None:
-            support.remember(resp.bridge_backend, True)
+            support.remember(resp.backend, True)
             if stream:
-                return Response(obs.stream_wrap(responses_passthrough(services.upstream, resp, obs)),
-                                mimetype="text/event-stream", headers=_SSE_HEADERS)
+                return Response(obs.stream_wrap(responses_relay(resp, obs)), mimetype="text/event-stream",
+                                headers=STREAM_HEADERS)
             try:
-                record_responses_usage(json.loads(resp.content), obs)
+                counts = responses_usage(json.loads(resp.content))
             except ValueError:  # relayed as it is, uncounted
-                pass
-            return Response(resp.content, status=resp.status_code,
-                            content_type=resp.headers.get("Content-Type", "application/json"))
+                counts = None
+            if counts is not None:
+                obs.note_tokens(*counts)
+            return Response(resp.content, status=resp.status, content_type=resp.content_type)
         return _translated(body, requested, backend, stream)
 
     def _translated(body: dict, requested: str, backend: str, stream: bool) -> Response:
@@ -125,13 +120,11 @@ def responses_blueprint(services: Services, support: ResponsesSupport | None = N
         resp = call_generation(services, "/chat/completions", openai_body, requested, stream=stream,
                                added=added_params(openai_body, None if effort is None else effort != "none"))
         if not stream:
-            reply = responses_api.responses_response(json_object(resp), base=base, keep_reasoning=keep_reasoning)
-            obs.tokens_in = reply["usage"]["input_tokens"]
-            obs.tokens_out = reply["usage"]["output_tokens"]
+            reply = responses_api.responses_response(resp.json(), base=base, keep_reasoning=keep_reasoning)
+            obs.note_tokens(reply["usage"]["input_tokens"], reply["usage"]["output_tokens"])
             return Response(json_bytes(reply), mimetype="application/json")
         translator = responses_api.ResponsesStream(base=base, keep_reasoning=keep_reasoning)
-        events = event_stream(services.upstream, resp, translator, obs,
-                              on_error=lambda message, exc: translator.failed(message))
-        return Response(obs.stream_wrap(events), mimetype="text/event-stream", headers=_SSE_HEADERS)
+        events = event_stream(resp, translator, obs, on_error=lambda message, exc: translator.failed(message))
+        return Response(obs.stream_wrap(events), mimetype="text/event-stream", headers=STREAM_HEADERS)
 
     return bp

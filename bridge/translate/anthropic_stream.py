@@ -10,18 +10,34 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import TypedDict
 
 from bridge.errors import UpstreamProtocolError
-from bridge.translate.anthropic import error_body, stop_reason, usage_body
-from bridge.translate.responses import reasoning_text
-from bridge.translate.stream import error_message, stream_choice
+from bridge.translate.anthropic_answer import error_body, stop_reason, token_count, usage_body
+from bridge.translate.completion import error_message, reasoning_text, stream_choice
+from bridge.translate.json_types import JSON, Event
 
 __all__ = ["MessagesStream"]
 
 log = logging.getLogger(__name__)
 
 
-Event = tuple[str, dict]  # (SSE event name, data object)
+class _Block(TypedDict):
+    """The content block being streamed."""
+
+    kind: str  # "text", "thinking" or "tool"
+    index: int  # the Anthropic block index
+    tool: int | None  # the backend's tool-call index of a tool block
+
+
+class _Tool(TypedDict):
+    """One backend tool call, held or streamed as a tool_use block."""
+
+    id: str | None
+    name: str | None
+    args: list[str]  # argument fragments, in order
+    block: int | None  # its block index once opened
+    closed: bool
 
 
 class MessagesStream:
@@ -39,12 +55,12 @@ class MessagesStream:
         self._stop = stop
         self._keep_thinking = keep_thinking
         self._next_index = 0
-        self._open: dict | None = None          # {"kind", "index", "tool"?}
-        self._tools: dict[int, dict] = {}       # backend index -> {"id", "name", "args", "block", "closed"}
+        self._open: _Block | None = None
+        self._tools: dict[int, _Tool] = {}      # by backend index
         self._waiting: list[int] = []           # tools held while another one is open
-        self._choice: dict = {}
+        self._choice: JSON = {}
         self._saw_calls = False
-        self._usage: dict = {}
+        self._usage: JSON = {}
         self._prompt: int | None = None
         self._completion: int | None = None
         self.finish_reason: str | None = None
@@ -55,11 +71,12 @@ class MessagesStream:
         return self._prompt, self._completion
 
     def start(self) -> list[Event]:
-        message = {"id": self._id, "type": "message", "role": "assistant", "model": self._model, "content": [],
-                   "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 0, "output_tokens": 0}}
+        message: JSON = {"id": self._id, "type": "message", "role": "assistant", "model": self._model, "content": [],
+                         "stop_reason": None, "stop_sequence": None,
+                         "usage": {"input_tokens": 0, "output_tokens": 0}}
         return [("message_start", {"type": "message_start", "message": message}), ("ping", {"type": "ping"})]
 
-    def feed(self, event: dict) -> list[Event]:
+    def feed(self, event: JSON) -> list[Event]:
         """One parsed backend SSE object -> zero or more Anthropic events."""
         if not isinstance(event, dict):
             raise UpstreamProtocolError("backend stream event is not a JSON object")
@@ -69,12 +86,12 @@ class MessagesStream:
         usage = event.get("usage")
         if isinstance(usage, dict):
             self._usage = usage
-            self._prompt = _count(usage.get("prompt_tokens"))
-            self._completion = _count(usage.get("completion_tokens"))
+            self._prompt = token_count(usage.get("prompt_tokens"))
+            self._completion = token_count(usage.get("completion_tokens"))
         choice = stream_choice(event)
         if choice is None:
             return []
-        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+        delta = choice["delta"] if isinstance(choice.get("delta"), dict) else {}
         out: list[Event] = []
         thinking = reasoning_text(delta)
         if thinking and self._keep_thinking:
@@ -116,7 +133,7 @@ class MessagesStream:
         return "error", error_body(status, message)
 
     # -- blocks --------------------------------------------------------------------------------
-    def _append(self, kind: str, delta: dict) -> list[Event]:
+    def _append(self, kind: str, delta: JSON) -> list[Event]:
         out: list[Event] = []
         if self._open is None or self._open["kind"] != kind:
             out += self._close()
@@ -126,16 +143,16 @@ class MessagesStream:
         out.append(self._delta(delta))
         return out
 
-    def _tool_fragment(self, call: dict, position: int) -> list[Event]:
-        index = call.get("index") if isinstance(call.get("index"), int) else position
+    def _tool_fragment(self, call: JSON, position: int) -> list[Event]:
+        index = call["index"] if isinstance(call.get("index"), int) else position
         tool = self._tools.setdefault(index, {"id": None, "name": None, "args": [], "block": None, "closed": False})
         self._saw_calls = True
-        fn = call.get("function") if isinstance(call.get("function"), dict) else {}
+        fn = call["function"] if isinstance(call.get("function"), dict) else {}
         if isinstance(call.get("id"), str) and call["id"] and tool["id"] is None:
             tool["id"] = call["id"]
         if isinstance(fn.get("name"), str) and fn["name"] and tool["name"] is None:
             tool["name"] = fn["name"]
-        fragment = fn.get("arguments") if isinstance(fn.get("arguments"), str) else ""
+        fragment = fn["arguments"] if isinstance(fn.get("arguments"), str) else ""
         if tool["closed"]:
             if fragment.strip():  # cannot happen after a complete JSON value; never silently
                 log.warning("tool call %s: arguments arrived after its block closed; dropped", index)
@@ -168,19 +185,21 @@ class MessagesStream:
         call_id = tool["id"] or f"toolu_{self._id}_{index}"
         out = [self._start_block("tool", {"type": "tool_use", "id": call_id, "name": tool["name"] or "",
                                           "input": {}}, tool=index)]
+        assert self._open is not None  # just opened
         tool["block"] = self._open["index"]
         if tool["args"]:
             out.append(self._delta({"type": "input_json_delta", "partial_json": "".join(tool["args"])}))
         return out
 
-    def _start_block(self, kind: str, block: dict, tool: int | None = None) -> Event:
+    def _start_block(self, kind: str, block: JSON, tool: int | None = None) -> Event:
         self._open = {"kind": kind, "index": self._next_index, "tool": tool}
         self._next_index += 1
         return "content_block_start", {"type": "content_block_start", "index": self._open["index"],
                                        "content_block": block}
 
-    def _delta(self, delta: dict) -> Event:
+    def _delta(self, delta: JSON) -> Event:
         self.output_events += 1
+        assert self._open is not None  # deltas only go to an open block
         return "content_block_delta", {"type": "content_block_delta", "index": self._open["index"], "delta": delta}
 
     def _close(self) -> list[Event]:
@@ -199,11 +218,3 @@ def _complete_json(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-
-
-def _count(value: object) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        return None
-    return max(0, int(value))

@@ -6,6 +6,8 @@ import html
 import json
 import re
 
+from bridge.translate.json_types import JSON
+
 __all__ = ["backend_error_message", "model_not_found_in_body", "openai_error_body"]
 
 _TEXT_LIMIT = 300
@@ -57,7 +59,7 @@ def backend_error_message(status: int, body: bytes, content_type: str | None) ->
     return _from_text(text, content_type) or fallback
 
 
-def openai_error_body(status: int, message: str) -> dict:
+def openai_error_body(status: int, message: str) -> JSON:
     """OpenAI's error envelope for the /v1 routes."""
     return {
         "error": {
@@ -144,7 +146,7 @@ def _is_blank(data: object, depth: int = 0) -> bool:
     return data is None or (isinstance(data, str) and not data.strip())
 
 
-def _from_object(data: dict) -> str:
+def _from_object(data: JSON) -> str:
     """error.message -> error (string) -> message -> detail (string or list)."""
     error = data.get("error")
     if isinstance(error, dict):

@@ -8,6 +8,7 @@ import math
 import struct
 
 from bridge.errors import ClientRequestError, UpstreamProtocolError
+from bridge.translate.json_types import JSON
 
 __all__ = [
     "embed_empty_response",
@@ -18,7 +19,7 @@ __all__ = [
 ]
 
 
-def embed_request(body: dict, backend_model: str) -> dict | None:
+def embed_request(body: JSON, backend_model: str) -> JSON | None:
     """The /v1/embeddings body for /api/embed, or None when the input is empty."""
     _require_object(body)
     inputs = _embed_inputs(body.get("input"))
@@ -29,15 +30,15 @@ def embed_request(body: dict, backend_model: str) -> dict | None:
     dimensions = _dimensions(body.get("dimensions"))
     if not inputs:
         return None
-    out = {"model": backend_model, "input": inputs, "encoding_format": "float"}
+    out: JSON = {"model": backend_model, "input": inputs, "encoding_format": "float"}
     if dimensions is not None:
         out["dimensions"] = dimensions
     return out
 
 
-def embed_response(resp: dict, *, model: str, total_ns: int, load_ns: int) -> dict:
+def embed_response(resp: JSON, *, model: str, total_ns: int, load_ns: int) -> JSON:
     """The /api/embed body from a /v1/embeddings response, vectors in input order."""
-    out: dict = {
+    out: JSON = {
         "model": model,
         "embeddings": _vectors(resp),
         "total_duration": int(total_ns),
@@ -49,12 +50,12 @@ def embed_response(resp: dict, *, model: str, total_ns: int, load_ns: int) -> di
     return out
 
 
-def embed_empty_response(model: str) -> dict:
+def embed_empty_response(model: str) -> JSON:
     """Ollama's answer to an empty input, given without asking the backend."""
     return {"model": model, "embeddings": []}
 
 
-def embeddings_request(body: dict, backend_model: str) -> dict | None:
+def embeddings_request(body: JSON, backend_model: str) -> JSON | None:
     """The /v1/embeddings body for legacy /api/embeddings, or None for an empty prompt."""
     _require_object(body)
     prompt = body.get("prompt")
@@ -65,7 +66,7 @@ def embeddings_request(body: dict, backend_model: str) -> dict | None:
     return {"model": backend_model, "input": [prompt], "encoding_format": "float"}
 
 
-def embeddings_response(resp: dict) -> dict:
+def embeddings_response(resp: JSON) -> JSON:
     """The legacy {"embedding": [...]} body: the first vector."""
     vectors = _vectors(resp)
     if not vectors:
@@ -152,7 +153,7 @@ def _is_number(value: object) -> bool:
         return False
 
 
-def _prompt_tokens(resp: dict) -> int | None:
+def _prompt_tokens(resp: JSON) -> int | None:
     """usage.prompt_tokens when the backend reported it as an integer."""
     usage = resp.get("usage") if isinstance(resp, dict) else None
     tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None

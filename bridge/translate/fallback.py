@@ -47,7 +47,7 @@ _NO_THINKING = re.compile(
 )
 
 
-class Rejection(tuple):
+class Rejection(tuple[str, bool]):
     """(param, value_only): which added parameter the backend refused and whether only its value."""
 
     __slots__ = ()

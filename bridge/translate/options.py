@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from bridge.errors import ClientRequestError
+from bridge.translate.json_types import JSON
 
 __all__ = ["openai_sampling"]
 
@@ -17,13 +18,13 @@ _FLOAT_FIELDS = {
 }
 
 
-def openai_sampling(options: dict | None) -> dict:
+def openai_sampling(options: JSON | None) -> JSON:
     """Map Ollama options to OpenAI fields; drop the rest silently; 400 on wrong types."""
     if options is None:
         return {}
     if not isinstance(options, dict):
         raise ClientRequestError("options must be an object")
-    out: dict = {}
+    out: JSON = {}
     for name, field in _FLOAT_FIELDS.items():
         value = options.get(name)
         if value is not None:

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Callable
 
 from bridge.errors import UpstreamProtocolError
-from bridge.translate.responses import (
+from bridge.translate.completion import error_message, reasoning_text, stream_choice
+from bridge.translate.json_types import JSON
+from bridge.translate.logprobs import logprobs_from_choice
+from bridge.translate.ollama_metrics import (
     CHARS_PER_TOKEN,
     BackendTimings,
     Timings,
     backend_timings,
     done_reason,
-    logprobs_from_choice,
     metrics,
-    parse_arguments,
-    reasoning_text,
 )
+from bridge.translate.tool_call_buffer import ToolCallBuffer
 
-__all__ = ["StreamTranslator", "error_message", "stream_choice"]
-
-log = logging.getLogger(__name__)
+__all__ = ["StreamTranslator"]
 
 
 class StreamTranslator:
@@ -44,7 +41,7 @@ class StreamTranslator:
         self._created_at = created_at
         self._keep_thinking = keep_thinking
         self._completions = completions
-        self._calls = _ToolCallBuffer()
+        self._calls = ToolCallBuffer()
         self._prompt_tokens: int | None = None
         self._completion_tokens: int | None = None
         self._timings: BackendTimings | None = None
@@ -88,7 +85,7 @@ class StreamTranslator:
             self._stamp = self._created_at()
         return self._stamp
 
-    def feed(self, event: dict) -> list[dict]:
+    def feed(self, event: JSON) -> list[JSON]:
         """One parsed SSE JSON object -> zero or more done:false Ollama chunks."""
         if self._finished:
             raise RuntimeError("feed() after finish()")
@@ -117,7 +114,7 @@ class StreamTranslator:
                 chunks.append(self._calls_chunk(calls))
         return chunks
 
-    def finish(self, timings: Timings) -> dict:
+    def finish(self, timings: Timings) -> JSON:
         """The one final done:true chunk with done_reason and metrics (call exactly once)."""
         if self._finished:
             raise RuntimeError("finish() called twice")
@@ -145,14 +142,14 @@ class StreamTranslator:
             elif isinstance(value, float) and value.is_integer():
                 setattr(self, attr, max(0, int(value)))
 
-    def _token_chunk(self, choice: dict) -> dict | None:
+    def _token_chunk(self, choice: JSON) -> JSON | None:
         """A chunk for this choice's text/reasoning, buffering any tool-call fragments."""
         if self._completions:
-            text = choice.get("text") if isinstance(choice.get("text"), str) else ""
+            text = choice["text"] if isinstance(choice.get("text"), str) else ""
             thinking = ""
         else:
-            delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
-            text = delta.get("content") if isinstance(delta.get("content"), str) else ""
+            delta = choice["delta"] if isinstance(choice.get("delta"), dict) else {}
+            text = delta["content"] if isinstance(delta.get("content"), str) else ""
             thinking = reasoning_text(delta) if self._keep_thinking else ""
             if self._kind == "chat" and delta.get("tool_calls"):
                 self._calls.add(delta.get("tool_calls"))
@@ -171,22 +168,22 @@ class StreamTranslator:
             self.has_output = True
         return chunk
 
-    def _flush_calls(self) -> list[dict]:
+    def _flush_calls(self) -> list[JSON]:
         """All buffered tool calls as Ollama calls (empty for generate)."""
         calls = self._calls.flush()
         if calls:
             self.has_output = True
         return calls
 
-    def _calls_chunk(self, calls: list[dict]) -> dict:
+    def _calls_chunk(self, calls: list[JSON]) -> JSON:
         """The single done:false chunk that carries every tool call, like Ollama emits it."""
         chunk = self._base_chunk("", "", done=False)
         chunk["message"]["tool_calls"] = calls
         return chunk
 
-    def _base_chunk(self, text: str, thinking: str, *, done: bool) -> dict:
+    def _base_chunk(self, text: str, thinking: str, *, done: bool) -> JSON:
         """A chat or generate chunk skeleton."""
-        chunk: dict = {"model": self._model, "created_at": self._now()}
+        chunk: JSON = {"model": self._model, "created_at": self._now()}
         if self._kind == "chat":
             chunk["message"] = {"role": "assistant", "content": text}
             if thinking:
@@ -198,119 +195,3 @@ class StreamTranslator:
         chunk["done"] = done
         return chunk
 
-
-def error_message(event: dict) -> str | None:
-    """The error message carried by an SSE event ({"error": ...} or vLLM's object:error), else None."""
-    if event.get("object") == "error" and "choices" not in event:
-        return _text(event.get("message")) or "backend stream error"
-    if "error" not in event:
-        return None
-    error = event["error"]
-    if error is None or error == "" or error == {}:
-        return None
-    if isinstance(error, dict):
-        return _text(error.get("message")) or json.dumps(error)
-    return _text(error) or "backend stream error"
-
-
-def _text(value: object) -> str:
-    """A message value as a non-empty string where possible."""
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def stream_choice(event: dict) -> dict | None:
-    """choices[0], or None for usage-only events (choices empty, null or missing)."""
-    choices = event.get("choices")
-    if choices is None or choices == []:
-        return None
-    if not isinstance(choices, list) or not isinstance(choices[0], dict):
-        raise UpstreamProtocolError("backend stream event has malformed choices")
-    return choices[0]
-
-
-class _ToolCallBuffer:
-    """Accumulates streamed tool-call deltas by index (else id, else arrival order)."""
-
-    def __init__(self) -> None:
-        self._calls: list[dict] = []
-        self._by_index: dict[int, dict] = {}
-        self._by_id: dict[str, dict] = {}
-
-    def add(self, deltas: object) -> None:
-        """Merge one delta's tool_calls list."""
-        if deltas is None:
-            return
-        if not isinstance(deltas, list):
-            raise UpstreamProtocolError("backend stream tool_calls is not a list")
-        for delta in deltas:
-            if not isinstance(delta, dict):
-                raise UpstreamProtocolError("backend stream tool call is not an object")
-            self._merge(self._slot(delta), delta)
-
-    def flush(self) -> list[dict]:
-        """The complete calls as Ollama tool calls; the buffer starts empty again."""
-        calls, self._calls, self._by_index, self._by_id = self._calls, [], {}, {}
-        # The backend's index is the call order; calls without one keep their arrival order.
-        calls.sort(key=lambda slot: (slot["index"] is None, slot["index"] or 0))
-        out = []
-        for slot in calls:
-            if not slot["name"]:
-                log.warning("backend streamed a tool call without a function name; dropped")
-                continue
-            entry: dict = {"id": slot["id"]} if slot["id"] else {}
-            raw = slot["object"] if slot["object"] is not None else "".join(slot["text"])
-            entry["function"] = {
-                "index": len(out),
-                "name": slot["name"],
-                "arguments": parse_arguments(raw, slot["name"]),
-            }
-            out.append(entry)
-        return out
-
-    def _slot(self, delta: dict) -> dict:
-        """Find or open the call this delta belongs to."""
-        index = delta.get("index")
-        call_id = delta.get("id") if isinstance(delta.get("id"), str) and delta.get("id") else None
-        if isinstance(index, int) and not isinstance(index, bool):
-            slot = self._by_index.get(index)
-            # A different id under a reused index means a new call (seen from some servers).
-            if slot is not None and not (call_id and slot["id"] and slot["id"] != call_id):
-                return slot
-            slot = self._open(call_id, index)
-            self._by_index[index] = slot
-            return slot
-        if call_id:
-            return self._by_id.get(call_id) or self._open(call_id)
-        fn = delta.get("function") if isinstance(delta.get("function"), dict) else {}
-        # No index and no id: a named delta starts a call, a bare fragment continues the last one.
-        if self._calls and not fn.get("name"):
-            return self._calls[-1]
-        return self._open(None)
-
-    def _open(self, call_id: str | None, index: int | None = None) -> dict:
-        """A new, empty call."""
-        slot = {"id": call_id, "index": index, "name": "", "text": [], "object": None}
-        self._calls.append(slot)
-        if call_id:
-            self._by_id[call_id] = slot
-        return slot
-
-    def _merge(self, slot: dict, delta: dict) -> None:
-        """Add this delta's id, name and arguments (string fragments or a whole object)."""
-        call_id = delta.get("id")
-        if isinstance(call_id, str) and call_id and not slot["id"]:
-            slot["id"] = call_id
-            self._by_id[call_id] = slot
-        fn = delta.get("function")
-        if not isinstance(fn, dict):
-            return
-        name = fn.get("name")
-        if isinstance(name, str) and name and not slot["name"]:
-            slot["name"] = name
-        arguments = fn.get("arguments")
-        if isinstance(arguments, str):
-            slot["text"].append(arguments)
-        elif arguments is not None:
-            slot["object"] = arguments

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bridge.metrics import Metrics
 from bridge.metrics.collector import Collector
 from bridge.metrics.records import Record
@@ -30,3 +32,34 @@ def test_bench_summary_full_window(benchmark, tmp_path):
         metrics.observe(REC)
     s = benchmark(metrics.summary, endpoint=None, window_s=None, include_system=False)
     assert s["period"]["window_records"] == 2000
+
+
+OTHER_PID = 3_999_201  # a second "worker" writing into the same directory (above pid_max: looks dead)
+
+
+def _full(window: int, directory: str, pid: int | None = None) -> Collector:
+    collector = Collector(window, directory) if pid is None else Collector(window, directory, pid=lambda: pid)
+    rec = REC.normalised()
+    for _ in range(window):
+        collector.append(rec)
+    return collector
+
+
+@pytest.mark.parametrize("window", [2_000, 20_000])
+def test_bench_collector_append_window(benchmark, tmp_path, window):
+    """One append into a full ring (the steady state of a busy worker)."""
+    collector = _full(window, str(tmp_path))
+    benchmark(collector.append, REC.normalised())
+    assert len(collector.local()) == window
+    collector.close()
+
+
+@pytest.mark.parametrize("window", [2_000, 20_000])
+def test_bench_collector_merged(benchmark, tmp_path, window):
+    """merged() over two full windows: this worker's own and one other worker's ring file."""
+    this = _full(window, str(tmp_path))
+    other = _full(window, str(tmp_path), pid=OTHER_PID)
+    records = benchmark(this.merged)
+    assert len(records) == 2 * window
+    this.close()
+    other.close()

@@ -12,26 +12,28 @@ from flask import Flask, Response
 from bridge import logs
 from bridge.errors import ModelNotFound, UpstreamTimeout
 from bridge.metrics import Metrics
-from bridge.metrics.instrument import install, observation, sanitise_request_id
+from bridge.metrics.instrument import install, observation
+from bridge.request_ids import install_request_ids, sanitise_request_id
 from bridge.routes.monitoring import monitoring_blueprint
 
 
 def make_app(token: str | None = None):
     app = Flask("t")
     metrics = Metrics(window=100, version="t", multiproc_dir=None)
+    install_request_ids(app)
     install(app, metrics)
     app.register_blueprint(monitoring_blueprint(metrics, token=token, ready=lambda: (True, "fine")))
     state = {}
 
     @app.get("/hello")
     def hello():
-        observation().model = "m1"
+        observation().note_model("m1")
         return {"hi": 1}
 
     @app.post("/api/chat")
     def chat():
         obs = observation()
-        obs.model = "m1"
+        obs.note_model("m1")
 
         def gen():
             try:
@@ -40,7 +42,7 @@ def make_app(token: str | None = None):
                 obs.first_token()
                 for _ in range(3):
                     yield b'{"b":2}\n'
-                obs.tokens_in, obs.tokens_out = 7, 4
+                obs.note_tokens(7, 4)
                 yield b'{"done":true}\n'
             finally:
                 state["upstream_closed"] = True
@@ -53,7 +55,7 @@ def make_app(token: str | None = None):
 
         def gen():
             yield b'{"a":1}\n'
-            obs.outcome = UpstreamTimeout.outcome
+            obs.note_outcome(UpstreamTimeout.outcome)
             yield b'{"error":"timed out"}\n'
 
         return Response(obs.stream_wrap(gen()), mimetype="application/x-ndjson")
@@ -72,7 +74,7 @@ def make_app(token: str | None = None):
 
     @app.errorhandler(ModelNotFound)
     def not_found(exc):
-        observation().outcome = exc.outcome
+        observation().note_outcome(exc.outcome)
         return {"error": exc.message}, exc.status
 
     return app, metrics, state
@@ -259,7 +261,7 @@ def test_observation_outside_request_is_detached():
     app, metrics, _ = make_app()
     with app.app_context():
         o = observation()
-        o.model = "x"
+        o.note_model("x")
         assert list(o.stream_wrap([b"a"])) == [b"a"]
     assert records(metrics) == []
 
@@ -279,13 +281,14 @@ def test_disabled_metrics_keep_request_ids_and_access_lines(monkeypatch):
     monkeypatch.setattr(logs, "_access_writer", logs._AccessWriter(logging.StreamHandler(buf), "json", True))
     app = Flask("disabled")
     metrics = Metrics(window=10, version="t", multiproc_dir=None, enabled=False)
+    install_request_ids(app)
     install(app, metrics)
     app.register_blueprint(monitoring_blueprint(metrics, token=None, ready=lambda: (True, "fine")))
 
     @app.post("/api/chat")
     def chat():
         obs = observation()
-        obs.model = "m1"
+        obs.note_model("m1")
         return Response(obs.stream_wrap(iter([b'{"a":1}\n'])), mimetype="application/x-ndjson")
 
     c = app.test_client()

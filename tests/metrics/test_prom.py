@@ -1,4 +1,6 @@
-"""Prometheus exposition: names, types, labels, buckets; parses and passes promtool."""
+"""PromMetrics: what one observation writes, buckets, isolation; parses and passes promtool.
+
+The family set itself (names, types, labels) is in test_families.py."""
 
 from __future__ import annotations
 
@@ -43,36 +45,6 @@ def value(fams, family, sample, **labels) -> float:
         if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()):
             return s.value
     raise KeyError((family, sample, labels))
-
-
-def test_metric_set_types_and_labels():
-    fams = families(sample_metrics())
-    expected = {
-        "bridge_http_requests": ("counter", {"route", "method", "code"}),
-        "bridge_http_request_duration_seconds": ("histogram", {"route", "method"}),
-        "bridge_http_requests_in_progress": ("gauge", {"route"}),
-        "bridge_http_request_outcomes": ("counter", {"route", "outcome"}),
-        "bridge_http_request_queue_seconds": ("histogram", set()),
-        "bridge_upstream_requests": ("counter", {"model", "outcome"}),
-        "bridge_time_to_first_token_seconds": ("histogram", {"model"}),
-        "bridge_time_per_output_token_seconds": ("histogram", {"model"}),
-        "bridge_stream_max_gap_seconds": ("histogram", set()),
-        "bridge_tokens": ("counter", {"model", "type"}),
-        "bridge_streams": ("counter", {"route", "outcome"}),
-        "bridge_response_bytes": ("counter", {"route"}),
-        "bridge_build_info": ("gauge", {"version"}),
-        "bridge_active_streams": ("gauge", set()),
-        "bridge_process_resident_memory_bytes": ("gauge", set()),
-        "bridge_process_cpu_seconds": ("gauge", set()),
-        "bridge_process_open_fds": ("gauge", set()),
-        "bridge_process_start_time_seconds": ("gauge", set()),
-    }
-    for name, (typ, labels) in expected.items():
-        assert name in fams, name
-        assert fams[name].type == typ, name
-        for s in fams[name].samples:
-            assert set(s.labels) - {"le"} == labels, (name, s.labels)
-    assert not any(name.endswith("_created") for name in fams)
 
 
 def test_values_and_buckets():
@@ -121,3 +93,13 @@ def test_promtool_check_metrics():
     body, _ = sample_metrics().exposition()
     proc = subprocess.run([PROMTOOL, "check", "metrics"], input=body, capture_output=True, timeout=30)
     assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
+
+
+def test_param_dropped_inc_counts_the_child():
+    from bridge.metrics.prom import PromMetrics
+
+    prom = PromMetrics(version="t", multiproc_dir=None)
+    prom.param_dropped_inc("stream_options")
+    prom.param_dropped_inc("stream_options")
+    assert prom.param_dropped.labels("stream_options")._value.get() == 2.0
+    assert prom._child(prom.param_dropped, "stream_options") is prom.param_dropped.labels("stream_options")

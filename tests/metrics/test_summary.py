@@ -1,4 +1,4 @@
-"""Summary math on known records: percentiles, filters, window_s, cumulative totals."""
+"""Summary math on known records: sections, filters, window_s, cumulative totals (percentiles: test_stats.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bridge.metrics.records import Record
-from bridge.metrics.summary import build_summary, percentile
+from bridge.metrics.summary import build_summary
 
 NOW = 10_000.0
 
@@ -15,16 +15,6 @@ NOW = 10_000.0
 def r(ts, route="/api/chat", dur=0.1, outcome="ok", status=200, **kw) -> Record:
     return Record(ts_s=ts, route=route, method=kw.pop("method", "POST"), status=status, duration_s=dur,
                   outcome=outcome, **kw)
-
-
-def test_percentile_linear_interpolation():
-    values = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
-    assert percentile(values, 50) == pytest.approx(5.5)
-    assert percentile(values, 95) == pytest.approx(9.55)
-    assert percentile(values, 99) == pytest.approx(9.91)
-    assert percentile(values, 0) == 1 and percentile(values, 100) == 10
-    assert percentile([], 50) is None
-    assert percentile([4.0], 99) == 4.0
 
 
 def test_performance_and_endpoints():

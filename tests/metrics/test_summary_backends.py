@@ -3,18 +3,8 @@ one process (the same code reads the merged families of all workers)."""
 
 from __future__ import annotations
 
-import math
-
 from bridge.metrics import Metrics
 from bridge.metrics.records import Record
-from bridge.metrics.summary import _bucket_quantile
-
-
-def test_bucket_quantile_interpolates_inside_the_bucket_like_histogram_quantile():
-    assert _bucket_quantile({}, 0.5) is None
-    assert _bucket_quantile({0.1: 0, 1.0: 0, math.inf: 0}, 0.5) is None
-    assert _bucket_quantile({0.1: 0, 1.0: 4, math.inf: 4}, 0.5) == 0.1 + 0.9 * 0.5
-    assert _bucket_quantile({0.1: 2, 1.0: 2, math.inf: 4}, 0.9) == 1.0  # beyond the last finite bound
 
 
 def test_backends_and_keys_sections_count_exactly_and_only_configured_names():
@@ -39,3 +29,16 @@ def test_backends_and_keys_sections_count_exactly_and_only_configured_names():
                          "default": {"requests": 0, "tokens_in": 0, "tokens_out": 0}}
     text = m.exposition()[0].decode()
     assert "zzz" not in text and "mallory" not in text and 'backend="a",outcome="error"' in text
+
+
+def test_rows_from_raw_figures():
+    from bridge.metrics.summary_backends import backend_row, key_row
+
+    raw = {"outcomes": {"ok": 3.0, "timeout": 1.0, "http_5xx": 0.0}, "state": 1.0, "failovers": 2.0,
+           "in_flight": -1.0, "tokens_input": 5.0, "tokens_output": 7.0,
+           "ttft_buckets": {0.1: 0.0, 1.0: 4.0, float("inf"): 4.0}}
+    assert backend_row(raw) == {"state": "half_open", "requests": 4, "errors": 1, "outcomes": {"ok": 3, "timeout": 1},
+                                "failovers": 2, "in_flight": 0, "tokens_in": 5, "tokens_out": 7,
+                                "ttft_p50_ms": 550.0}
+    assert backend_row({})["state"] == "closed" and backend_row({})["ttft_p50_ms"] is None
+    assert key_row({"requests": 2.0, "tokens_output": 9.0}) == {"requests": 2, "tokens_in": 0, "tokens_out": 9}

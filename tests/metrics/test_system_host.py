@@ -1,5 +1,4 @@
-"""Host figures (metrics/system.py host_snapshot, metrics/host.py collector) and the issue-18
-``bridge_upstream_param_dropped_total`` counter."""
+"""Host figures (metrics/system.py host_snapshot, metrics/host.py collector)."""
 
 from __future__ import annotations
 
@@ -11,8 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bridge.metrics import Metrics
-from bridge.metrics import system
+from bridge.metrics import Metrics, system
 from bridge.metrics.host import HOST_METRICS, HostCollector, include_host
 from bridge.metrics.system import HostSnapshot, host_snapshot
 
@@ -108,17 +106,6 @@ def test_summary_system_section_has_host_beside_workers():
     assert system_section["process"]["rss_bytes"] > 0
     assert system_section["host"]["memory"]["total_bytes"] > 0
     assert "system" not in m.summary(endpoint=None, window_s=None, include_system=False)
-
-
-def test_param_dropped_counter_closed_set():
-    m = Metrics(window=10, version="t", multiproc_dir=None)
-    m.param_dropped("reasoning_effort")
-    m.param_dropped("reasoning_effort")
-    m.param_dropped("temperature")  # not a field the bridge adds: ignored, never a new label
-    text = m.exposition()[0].decode()
-    samples = {s.labels["param"]: s.value for f in text_string_to_metric_families(text)
-               if f.name == "bridge_upstream_param_dropped" for s in f.samples}
-    assert samples == {"reasoning_effort": 2.0, "chat_template_kwargs": 0.0, "stream_options": 0.0}
 
 
 @pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed")
