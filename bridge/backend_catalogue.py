@@ -24,6 +24,7 @@ from gevent.pool import Group
 from .backend_models import BackendModels, ListingLookups
 from .backends import Backend
 from .errors import UpstreamConnectError, UpstreamError
+from .translate.catalog import backend_ids
 from .upstream import Deadline, UpstreamClient
 
 __all__ = ["BackendCatalogue"]
@@ -43,31 +44,41 @@ class BackendCatalogue(ListingLookups):
         self.names = tuple(b.name for b in backends)
         self._backends = tuple(backends)
         self._on_ids = on_ids
-        #: What each backend serves (None: not listed yet). Replaced, never mutated in place.
+        #: What each backend serves (None: not listed yet), read from its newest listing.
         self.listed: list[frozenset[str] | None] = [
             frozenset(b.models) if b.models is not None else None for b in backends]
         self._listings: list[BackendModels | None] = [
-            None if b.models is not None else
-            BackendModels(c, ttl_s, on_ids=self._noter(i), clock=clock)
-            for i, (b, c) in enumerate(zip(backends, clients))]
+            None if b.models is not None else BackendModels(c, ttl_s, clock=clock) for b, c in zip(backends, clients)]
+        self._noted: list[dict | None] = [None] * len(self._listings)  # the body ``listed`` was read from
         self._serving: dict[str, tuple[int, ...]] = {}
         self._merged: tuple[tuple[int, ...], dict] | None = None
         self._all = tuple(range(len(self.names)))
         self._only = self._listings[0] if len(self._listings) == 1 else None
+        #: One backend that lists its models: every answer is its own (the single-backend bridge).
+        self.single_listing = self._only is not None
 
-    @property
-    def single_listing(self) -> bool:
-        """One backend that lists its models: every answer is its own (the single-backend bridge)."""
-        return self._only is not None
+    # -- each backend's listing ------------------------------------------------------------------
+    def _fetch(self, index: int, listing: BackendModels, request_id: str | None, deadline: Deadline | None) -> dict:
+        body = listing.fetch(request_id, deadline)
+        self._note(index, body)
+        return body
+
+    def _cached(self, index: int, listing: BackendModels, request_id: str | None,
+                deadline: Deadline | None) -> dict | None:
+        body = listing.cached(request_id, deadline)
+        self._note(index, body)
+        return body
+
+    def _note(self, index: int, body: dict | None) -> None:
+        """A listing answered: when it is a new body, what the backend serves is read from it."""
+        if body is None or body is self._noted[index]:
+            return
+        self._noted[index] = body
+        self.listed[index] = frozenset(backend_ids(body))
+        self._serving = {}  # one assignment: greenlets see the old or the new map
+        self._on_ids([i for listed in self.listed if listed for i in listed])
 
     # -- which backends serve a model ------------------------------------------------------------
-    def _noter(self, index: int) -> Callable[[list[str]], None]:
-        def noted(ids: list[str]) -> None:
-            self.listed[index] = frozenset(ids)
-            self._serving = {}  # one assignment: greenlets see the old or the new map
-            self._on_ids([i for listed in self.listed if listed for i in listed])
-        return noted
-
     def serving(self, model: str | None) -> tuple[int, ...]:
         """Indices of the backends that serve ``model`` (or may: never listed yet); all when none does."""
         if len(self._all) == 1 or model is None:
@@ -97,7 +108,7 @@ class BackendCatalogue(ListingLookups):
         Backends in ``skip`` (their breaker is open) are not asked: their last listing stands.
         """
         if self._only is not None:
-            return self._only.fetch(request_id, deadline)
+            return self._fetch(0, self._only, request_id, deadline)
         bodies, errors = self._bodies(fresh=True, skip=skip, request_id=request_id, deadline=deadline)
         if errors and len(errors) == len(self._listings) and all(lst is not None for lst in self._listings):
             raise errors[0]  # nobody answered: the first backend's error (502/504), not stale lists
@@ -109,7 +120,7 @@ class BackendCatalogue(ListingLookups):
         """The merged body from each backend's cached listing (refreshed past its TTL); None when
         no backend can list."""
         if self._only is not None:
-            return self._only.cached(request_id, deadline)
+            return self._cached(0, self._only, request_id, deadline)
         bodies, _ = self._bodies(fresh=False, skip=(), request_id=request_id, deadline=deadline)
         if not any(body is not None for body in bodies):
             return None
@@ -124,12 +135,12 @@ class BackendCatalogue(ListingLookups):
             if listing is None:
                 return _configured_body(self._backends[index])
             if not fresh:
-                return listing.cached(request_id, deadline)
+                return self._cached(index, listing, request_id, deadline)
             if index in skip:  # its breaker is open: what it listed last
                 errors.append(UpstreamConnectError(f"backend {self.names[index]} is failing (circuit open)"))
                 return listing.last
             try:
-                return listing.fetch(request_id, deadline)
+                return self._fetch(index, listing, request_id, deadline)
             except UpstreamError as exc:
                 log.warning("backend could not list its models", extra={"backend": self.names[index],
                                                                          "outcome": exc.outcome})
@@ -168,7 +179,7 @@ class BackendCatalogue(ListingLookups):
             if listing is None:
                 return None
             try:
-                listing.fetch(deadline=deadline)
+                self._fetch(index, listing, None, deadline)
             except UpstreamError as exc:
                 return exc
             return None

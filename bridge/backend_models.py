@@ -46,11 +46,9 @@ class ListingLookups:
 class BackendModels(ListingLookups):
     """Cached ``/v1/models`` body with a time-to-live."""
 
-    def __init__(self, upstream: UpstreamClient, ttl_s: float, *, on_ids: Callable[[list[str]], None],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, upstream: UpstreamClient, ttl_s: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._upstream = upstream
         self._ttl_s = ttl_s
-        self._on_ids = on_ids
         self._clock = clock
         self._body: dict | None = None
         self._fetched_at = float("-inf")
@@ -64,9 +62,8 @@ class BackendModels(ListingLookups):
         if deadline is not None and deadline.at_s < bound.at_s:
             bound = deadline
         body = self._upstream.json("GET", "/models", deadline=bound, request_id=request_id)
-        ids = backend_ids(body)
+        backend_ids(body)  # a body that is not a model list raises here, before it is cached
         self._body, self._fetched_at = body, self._clock()
-        self._on_ids(ids)
         return body
 
     def cached(self, request_id: str | None = None, deadline: Deadline | None = None) -> dict | None:

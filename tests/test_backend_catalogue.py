@@ -68,6 +68,11 @@ def test_serving_before_listing_and_for_a_model_nobody_lists(a_b):
     assert [sorted(ids) for ids in seen] == [["m1", "m2", "m9"]]  # every listed id, each time a backend lists
     assert catalogue.listed == [frozenset({"m1", "m2"}), frozenset({"m9"})]
     assert catalogue.serving("m1") == (0,) and catalogue.serving("nobody") == (0, 1)  # the backends decide
+    assert catalogue.ids() == ["m1", "m2", "m9"] and len(seen) == 1  # a cached listing is not news
+    a.script(models=["m1", "m7"])
+    catalogue.fetch()
+    assert [sorted(ids) for ids in seen][-1] == ["m1", "m7", "m9"] and len(seen) == 2
+    assert catalogue.serving("m2") == (0, 1) and catalogue.serving("m7") == (0,)  # m2: nobody lists it now
 
 
 def test_a_backend_that_is_down_does_not_fail_the_catalogue_unless_none_answers(a_b):

@@ -145,4 +145,3 @@ def _data_uri(image: str) -> str:
         if image.startswith(prefix):
             return f"data:{mime};base64,{image}"
     return f"data:image/jpeg;base64,{image}"
-

@@ -72,4 +72,3 @@ def _legacy_logprob(tokens: list[Any], values: list[Any], tops: list[Any], k: in
         if alternatives:
             out["top_logprobs"] = alternatives
     return out
-

@@ -119,7 +119,6 @@ def prompt_tokens_estimate(openai_body: object) -> int:
     return max(1, estimate_tokens("".join(parts)))
 
 
-
 def done_reason(finish_reason: object) -> str:
     """OpenAI finish_reason -> Ollama done_reason: only stop and length exist on the Ollama side."""
     return "length" if finish_reason == "length" else "stop"

@@ -20,4 +20,3 @@ def reasoning_controls(effort: str | None, control: str) -> JSON:
     if control in ("chat_template_kwargs", "both"):
         out["chat_template_kwargs"] = {"enable_thinking": effort is not None}
     return out
-

@@ -116,5 +116,3 @@ def ollama_tool_calls(tool_calls: object) -> list[JSON]:
         }
         out.append(entry)
     return out
-
-

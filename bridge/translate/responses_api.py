@@ -241,4 +241,3 @@ def _reasoning(reasoning: object, control: str) -> JSON:
     if effort not in _EFFORTS:
         raise ClientRequestError(f"reasoning.effort must be one of {', '.join(_EFFORTS)}")
     return reasoning_controls(_EFFORTS[effort], control)
-

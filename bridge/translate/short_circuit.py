@@ -62,4 +62,3 @@ def load_response(kind: str, *, model: str, created_at: str, done_reason: str) -
         "done_reason": done_reason,
         "context": [],
     }
-

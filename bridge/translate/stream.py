@@ -194,4 +194,3 @@ class StreamTranslator:
                 chunk["thinking"] = thinking
         chunk["done"] = done
         return chunk
-

@@ -91,3 +91,37 @@ def test_dead_worker_files_are_bounded(tmp_path):
         Collector(2, str(tmp_path), pid=lambda k=k: 3_999_100 + k, keep_dead_files=3)
     rings = [n for n in os.listdir(tmp_path) if n.startswith("window_")]
     assert len(rings) <= 4  # 3 dead ones kept + the newest
+
+
+def test_one_store_the_ring_reads_back_what_was_appended(tmp_path):
+    for directory in (None, str(tmp_path)):
+        c = Collector(4, directory, pid=lambda: FAKE_PID_A)
+        assert c.local() == []
+        appended = [rec(i) for i in range(6)]
+        for r in appended:
+            c.append(r)
+        assert c.local() == appended[-4:]  # oldest first, equal to the records appended
+        assert not hasattr(c, "_ring")  # no second copy of the window beside the ring
+        c.close()
+        assert c.local() == []
+
+
+def test_forked_child_starts_an_empty_window_and_leaves_the_parents_alone():
+    c = Collector(5)  # anonymous ring
+    c.append(rec(1))
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child process
+        try:
+            os.close(r)
+            before = [x.tokens_out for x in c.local()]
+            c.append(rec(2))
+            os.write(w, repr((before, [x.tokens_out for x in c.local()])).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as fh:
+        got = fh.read()
+    os.waitpid(child, 0)
+    assert got == repr(([], [2]))
+    assert [x.tokens_out for x in c.local()] == [1]

@@ -183,3 +183,32 @@ def test_torn_slots_are_rejected(tmp_path):
             assert old not in recs and new not in recs, name
             assert [r.tokens_in for r in recs] == [i for i in (2, 3, 4) if i > written - 4], name
         os.unlink(path)
+
+
+def test_local_reads_while_a_thread_appends():
+    import threading
+
+    c = Collector(WINDOW)
+    stop = threading.Event()
+
+    def write() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            c.append(make(n))
+
+    t = threading.Thread(target=write)
+    t.start()
+    try:
+        reads = 0
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:
+            recs = c.local()
+            reads += 1
+            ns = [r.tokens_in or 0 for r in recs]
+            assert all(r == make(n) for r, n in zip(recs, ns))
+            assert ns == sorted(ns) and len(set(ns)) == len(ns) and len(ns) <= WINDOW
+    finally:
+        stop.set()
+        t.join()
+    assert reads > 10 and c.local()[-1].tokens_in == c._written

@@ -1,4 +1,5 @@
-"""translate/anthropic.py: Messages API <-> chat completions, with plain dicts (tables and properties)."""
+"""translate/anthropic.py (and anthropic_input.py through it): Messages API requests -> chat completions (tables
+and properties)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.errors import ClientRequestError, UpstreamProtocolError
-from bridge.translate.anthropic import (
-    count_tokens,
-    error_body,
-    messages_request,
-    messages_response,
-    reasoning_controls,
-)
-from bridge.translate.anthropic_stream import MessagesStream
+from bridge.errors import ClientRequestError
+from bridge.translate.anthropic import messages_request
+from bridge.translate.anthropic_count import count_tokens
 
 USER = [{"role": "user", "content": "hi"}]
 
@@ -134,17 +129,9 @@ def test_invalid_requests_say_where(fields, needle):
         messages_request(body, "b", stream=False, think_control="off")
 
 
-# -- non-stream responses -------------------------------------------------------------------------------
-
-
-# -- streams -------------------------------------------------------------------------------------------
-
-
 # -- properties ----------------------------------------------------------------------------------------
 
 arg_values = st.dictionaries(st.text(max_size=4), st.integers() | st.text(max_size=4), max_size=3)
-
-
 messages_strategy = st.lists(
     st.one_of(
         st.fixed_dictionaries({"role": st.just("user"), "content": st.text(max_size=8)}),
@@ -175,8 +162,3 @@ def test_property_valid_requests_translate(messages, control):
             assert isinstance(json.loads(call["function"]["arguments"]), dict)
     assert count_tokens(body) >= 4 * len(out["messages"])
     json.dumps(out)
-
-
-# -- count_tokens and errors -------------------------------------------------------------------------------
-
-

@@ -184,7 +184,8 @@ CONTENT_TYPES = st.one_of(st.none(), st.sampled_from([JSON, "text/html", "text/p
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
     lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.sampled_from(["error", "message", "detail", "msg"]) | st.text(max_size=5), children, max_size=4),
+    | st.dictionaries(st.sampled_from(["error", "message", "detail", "msg"]) | st.text(max_size=5), children,
+                      max_size=4),
     max_leaves=20,
 )
 

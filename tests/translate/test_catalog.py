@@ -13,12 +13,10 @@ from bridge.errors import UpstreamProtocolError
 from bridge.modelmap import ModelMap
 from bridge.translate.catalog import (
     backend_ids,
-    capabilities,
     digest,
     openai_models_response,
     ps_response,
     pull_response,
-    model_facts,
     show_response,
     tags_response,
     template_for,
@@ -159,39 +157,13 @@ def test_family_guess(backend_id, family):
     assert entry["details"]["families"] == [family]
 
 
-# --- digest / capabilities -------------------------------------------------------------------
+# --- digest -----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ["m1", "", "ünïcode/模型:latest", "a" * 1000])
 def test_digest_is_64_hex_sha256_of_name(name):
     assert HEX64.match(digest(name))
     assert digest(name) == hashlib.sha256(name.encode()).hexdigest()
-
-
-@pytest.mark.parametrize(
-    "backend_id",
-    ["text-embedding-3-small", "nomic-embed-text", "all-MiniLM-L6-v2", "BAAI/bge-large-en", "intfloat/e5-large"],
-)
-def test_embedding_capability(backend_id):
-    assert capabilities(backend_id) == ["embedding"]
-
-
-def test_chat_capabilities():
-    assert capabilities("gpt-4o") == ["completion", "tools"]
-
-
-def test_openrouter_hints_add_vision_and_thinking():
-    entry = {
-        "id": "x/y",
-        "architecture": {"input_modalities": ["text", "image"]},
-        "supported_parameters": ["tools", "reasoning"],
-    }
-    assert capabilities("x/y", entry) == ["completion", "tools", "vision", "thinking"]
-
-
-def test_odd_hints_are_ignored():
-    entry = {"architecture": "text->text", "supported_parameters": "reasoning"}
-    assert capabilities("x", entry) == ["completion", "tools"]
 
 
 # --- show ------------------------------------------------------------------------------------
@@ -378,21 +350,6 @@ def test_llamacpp_meta_fills_every_field():
     ProcessResponse.model_validate({"models": [ps]})
 
 
-def test_older_llamacpp_meta_without_runtime_context_uses_training_context():
-    entry = {"id": "m", "meta": {"n_ctx_train": 131072, "n_params": 1000, "size": 5}}
-    assert model_facts("m", entry).context_length == 131072
-
-
-@pytest.mark.parametrize(
-    "ftype, expected",
-    [("Q4_K - Medium", "Q4_K_M"), ("Q5_K - Small", "Q5_K_S"), ("Q3_K - Large", "Q3_K_L"), ("Q8_0", "Q8_0"),
-     ("BF16", "BF16"), ("all F32", "F32"), ("MXFP4 MoE", "MXFP4"), ("IQ2_XXS - 2.0625 bpw", "IQ2_XXS"),
-     ("Q4_0 (guessed)", "Q4_0"), (7, ""), ("", "")],
-)
-def test_llamacpp_ftype_names(ftype, expected):
-    assert model_facts("m", {"meta": {"ftype": ftype}}).quantization_level == expected
-
-
 def test_mapping_declarations_win_over_backend_and_estimates():
     declared = {"context_length": 16384, "parameter_size": "7B", "quantization_level": "Q8_0", "family": "llama",
                 "capabilities": ["completion", "vision"], "size": 123, "license": "Apache-2.0",
@@ -409,19 +366,6 @@ def test_mapping_declarations_win_over_backend_and_estimates():
     assert body["license"] == "Apache-2.0"
     (ps,) = ps_response([("q", "b", NOW)], {}, ModelMap({"q": {"model": "b", **declared}}))["models"]
     assert ps["size"] == 123 and ps["size_vram"] == 123 and ps["context_length"] == 16384
-
-
-def test_declared_size_zero_and_size_vram():
-    facts = model_facts("m-8B", {}, {"size": 0})
-    assert facts.size == 0 and facts.size_vram == 0
-    facts = model_facts("m", {"meta": {"size": 1000}}, {"size_vram": 600})
-    assert facts.size == 1000 and facts.size_vram == 600  # `ollama ps`: 40%/60% CPU/GPU
-
-
-def test_declared_parameter_size_gives_count_and_size_estimate():
-    facts = model_facts("opaque-name", {}, {"parameter_size": "7B", "quantization_level": "Q4_K_M"})
-    assert facts.parameter_count == 7_000_000_000
-    assert facts.size == int(7e9 * 4.85 / 8)
 
 
 @pytest.mark.parametrize(
@@ -443,26 +387,6 @@ def test_declared_parameter_size_gives_count_and_size_estimate():
 def test_estimates_from_the_model_id(backend_id, size, quant):
     details = show_response("x", backend_id, None, modified_at=NOW)["details"]
     assert details["parameter_size"] == size and details["quantization_level"] == quant
-
-
-def test_no_estimate_leaves_zero_size():
-    facts = model_facts("gpt-4o", {"id": "gpt-4o"})
-    assert facts.size == 0 and facts.size_vram == 0 and facts.parameter_count == 0
-
-
-@pytest.mark.parametrize(
-    "entry, expected",
-    [
-        ({"supported_parameters": ["temperature"]}, ["completion"]),  # OpenRouter: no tools listed
-        ({"supported_parameters": ["tools", "include_reasoning"]}, ["completion", "tools", "thinking"]),
-        ({"capabilities": {"function_calling": False, "vision": True}}, ["completion", "vision"]),  # Mistral
-        ({"capabilities": ["completion", "multimodal"]}, ["completion", "tools", "vision"]),  # llama.cpp
-        ({"type": "embedding"}, ["embedding"]),  # Together
-        ({"architecture": {"input_modalities": ["text"], "output_modalities": ["embeddings"]}}, ["embedding"]),
-    ],
-)
-def test_capabilities_from_backend_hints(entry, expected):
-    assert capabilities("opaque", entry) == expected
 
 
 # --- template and capabilities agree ----------------------------------------------------------

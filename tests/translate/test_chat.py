@@ -8,14 +8,7 @@ import logging
 import pytest
 
 from bridge.errors import ClientRequestError, UpstreamProtocolError
-from bridge.translate.chat import (
-    THINK_CONTROLS,
-    chat_request,
-    generate_request,
-    keeps_thinking,
-    load_response,
-    short_circuit,
-)
+from bridge.translate.chat import THINK_CONTROLS, chat_request, generate_request, keeps_thinking
 from bridge.translate.responses import Timings, chat_response, generate_response
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAAB"
@@ -72,7 +65,8 @@ def test_assistant_thinking_dropped_from_history():
 
 
 def test_case_15_options_reach_the_body():
-    out = chat({"messages": USER, "options": {"num_predict": 5, "stop": ["\n"], "temperature": 0, "seed": 1, "top_p": 0.5}})
+    out = chat({"messages": USER,
+                "options": {"num_predict": 5, "stop": ["\n"], "temperature": 0, "seed": 1, "top_p": 0.5}})
     assert (out["max_tokens"], out["stop"], out["temperature"], out["seed"], out["top_p"]) == (5, ["\n"], 0, 1, 0.5)
 
 
@@ -159,7 +153,8 @@ def test_data_uri_kept_as_is_and_several_images_in_order():
 
 
 def test_empty_images_skipped():
-    out = chat({"messages": [{"role": "user", "content": "x", "images": []}, {"role": "user", "content": "y", "images": None}]})
+    out = chat({"messages": [{"role": "user", "content": "x", "images": []},
+                             {"role": "user", "content": "y", "images": None}]})
     assert out["messages"] == [{"role": "user", "content": "x"}, {"role": "user", "content": "y"}]
     out = chat({"messages": [{"role": "user", "content": "x", "images": [""]}]})
     assert out["messages"][0]["content"] == "x"
@@ -167,7 +162,8 @@ def test_empty_images_skipped():
 
 # tools (2.11, cases 19, 22, 23)
 
-FN = {"type": "function", "function": {"name": "fn", "parameters": {"type": "object", "properties": {"a": {"type": "integer"}}}}}
+FN = {"type": "function",
+      "function": {"name": "fn", "parameters": {"type": "object", "properties": {"a": {"type": "integer"}}}}}
 
 
 def test_case_23_empty_tools_dropped():
@@ -196,7 +192,8 @@ def test_case_22_tool_history_links_synthesised_id():
 def test_client_call_id_kept_and_tool_call_id_used():
     msgs = [
         {"role": "user", "content": "x"},
-        {"role": "assistant", "content": "", "tool_calls": [{"id": "call_abc", "function": {"name": "fn", "arguments": {}}}]},
+        {"role": "assistant", "content": "",
+         "tool_calls": [{"id": "call_abc", "function": {"name": "fn", "arguments": {}}}]},
         {"role": "tool", "content": "r", "tool_call_id": "call_abc"},
     ]
     out = chat({"messages": msgs})["messages"]
@@ -205,7 +202,8 @@ def test_client_call_id_kept_and_tool_call_id_used():
 
 
 def test_assistant_content_kept_when_not_empty():
-    msgs = USER + [{"role": "assistant", "content": "let me", "tool_calls": [{"function": {"name": "fn", "arguments": {}}}]},
+    msgs = USER + [{"role": "assistant", "content": "let me",
+                    "tool_calls": [{"function": {"name": "fn", "arguments": {}}}]},
                    {"role": "tool", "content": "r"}]
     assert chat({"messages": msgs})["messages"][1]["content"] == "let me"
 
@@ -393,7 +391,8 @@ def test_generate_ignores_template_and_context_without_raw():
 
 
 def test_case_29_raw_with_suffix_goes_to_completions_verbatim():
-    kind, out = gen({"prompt": "def f(", "suffix": "return x", "raw": True, "options": {"num_predict": 10}}, stream=True)
+    kind, out = gen({"prompt": "def f(", "suffix": "return x", "raw": True, "options": {"num_predict": 10}},
+                    stream=True)
     assert kind == "completions"
     assert out == {"model": "backend-m1", "prompt": "def f(", "suffix": "return x", "stream": True,
                    "stream_options": {"include_usage": True}, "max_tokens": 10}
@@ -439,52 +438,6 @@ def test_invalid_generate_input_is_400(body, field):
     with pytest.raises(ClientRequestError) as err:
         gen(body)
     assert field in err.value.message
-
-
-# --------------------------------------------------------------------------- short circuits (cases 30-32)
-
-
-@pytest.mark.parametrize("body", [{}, {"prompt": ""}, {"prompt": None}, {"prompt": "", "images": [PNG]}])
-def test_case_30_generate_empty_prompt_is_load(body):
-    assert short_circuit("generate", {"model": "m1", **body}) == "load"
-
-
-@pytest.mark.parametrize("keep_alive", [0, 0.0, "0", "0s", "0m", "0h", "0ms", "0h0m0s", " 0 "])
-def test_case_31_keep_alive_zero_is_unload(keep_alive):
-    assert short_circuit("generate", {"model": "m1", "keep_alive": keep_alive}) == "unload"
-    assert short_circuit("chat", {"model": "m1", "messages": [], "keep_alive": keep_alive}) == "unload"
-
-
-@pytest.mark.parametrize("keep_alive", [None, 5, -1, "5m", "-1", "1h30m", False, "abc"])
-def test_nonzero_keep_alive_is_load(keep_alive):
-    assert short_circuit("generate", {"model": "m1", "keep_alive": keep_alive}) == "load"
-
-
-def test_case_32_chat_empty_messages_is_load():
-    assert short_circuit("chat", {"model": "m1", "messages": []}) == "load"
-    assert short_circuit("chat", {"model": "m1"}) == "load"
-
-
-def test_real_requests_not_short_circuited():
-    assert short_circuit("chat", {"model": "m1", "messages": USER, "keep_alive": 0}) is None
-    assert short_circuit("generate", {"model": "m1", "prompt": "hi", "keep_alive": 0}) is None
-    # Wrong types are left for the request translators to reject with a 400.
-    assert short_circuit("generate", {"model": "m1", "prompt": 5}) is None
-    assert short_circuit("chat", {"model": "m1", "messages": "x"}) is None
-
-
-def test_short_circuit_rejects_unknown_kind():
-    with pytest.raises(ValueError):
-        short_circuit("embed", {})
-
-
-def test_load_response_shapes():
-    chat_load = load_response("chat", model="m1:latest", created_at=CREATED, done_reason="load")
-    assert chat_load == {"model": "m1:latest", "created_at": CREATED, "message": {"role": "assistant", "content": ""},
-                         "done": True, "done_reason": "load"}
-    gen_unload = load_response("generate", model="m1", created_at=CREATED, done_reason="unload")
-    assert gen_unload == {"model": "m1", "created_at": CREATED, "response": "", "done": True,
-                          "done_reason": "unload", "context": []}
 
 
 # --------------------------------------------------------------------------- responses
@@ -580,7 +533,8 @@ def test_case_26_thinking_dropped_when_think_false():
 def test_case_19_tool_call_response():
     calls = [{"id": "call_1", "type": "function", "function": {"name": "fn", "arguments": '{"a":1}'}}]
     out = chat_out(completion({"content": None, "tool_calls": calls}, finish_reason="tool_calls"))
-    assert out["message"]["tool_calls"] == [{"id": "call_1", "function": {"index": 0, "name": "fn", "arguments": {"a": 1}}}]
+    assert out["message"]["tool_calls"] == [
+        {"id": "call_1", "function": {"index": 0, "name": "fn", "arguments": {"a": 1}}}]
     assert out["message"]["content"] == ""
     assert out["done_reason"] == "stop"
 
@@ -649,7 +603,8 @@ def test_chat_logprobs_mapped():
     out = chat_out(completion(logprobs=lp))
     # The backend's bytes are kept; alternatives without bytes get their token's UTF-8 (Ollama's shape).
     assert out["logprobs"] == [{"token": "Hi", "logprob": -0.1, "bytes": [72, 105], "top_logprobs": [
-        {"token": "Hi", "logprob": -0.1, "bytes": [72, 105]}, {"token": "Hey", "logprob": -2.0, "bytes": [72, 101, 121]}]}]
+        {"token": "Hi", "logprob": -0.1, "bytes": [72, 105]},
+        {"token": "Hey", "logprob": -2.0, "bytes": [72, 101, 121]}]}]
 
 
 def test_legacy_logprobs_mapped():
@@ -664,7 +619,8 @@ def test_legacy_logprobs_mapped():
 
 
 def test_responses_are_json_serialisable():
-    json.dumps(chat_out(completion({"reasoning": "r", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{}"}}]})))
+    json.dumps(chat_out(completion({"reasoning": "r",
+                                    "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{}"}}]})))
     json.dumps(gen_out(completion()))
 
 

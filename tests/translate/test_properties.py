@@ -14,8 +14,11 @@ from bridge.translate.stream import StreamTranslator
 
 text = st.text(max_size=20)
 names = st.from_regex(r"[a-z_][a-z0-9_]{0,11}", fullmatch=True)
-json_scalars = st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False, allow_infinity=False) | text
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3), max_leaves=8)
+json_scalars = (st.none() | st.booleans() | st.integers(-10**6, 10**6)
+                | st.floats(allow_nan=False, allow_infinity=False) | text)
+json_values = st.recursive(json_scalars,
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
+                           max_leaves=8)
 json_objects = st.dictionaries(text, json_values, max_size=4)
 
 base64_body = st.from_regex(r"[A-Za-z0-9+/]{0,24}={0,2}", fullmatch=True)
@@ -31,7 +34,8 @@ options = st.fixed_dictionaries(
     {},
     optional={
         "temperature": finite, "top_p": finite, "presence_penalty": finite, "frequency_penalty": finite,
-        "num_predict": st.integers(-2, 4096), "seed": st.integers(-2**31, 2**31), "stop": text | st.lists(text, max_size=4),
+        "num_predict": st.integers(-2, 4096), "seed": st.integers(-2**31, 2**31),
+        "stop": text | st.lists(text, max_size=4),
         "num_ctx": st.integers(0, 2**17), "top_k": st.integers(-1, 100), "num_gpu": st.integers(0, 8),
         "repeat_penalty": finite, "mirostat": st.integers(0, 2), "use_mmap": st.booleans(), "custom": json_values,
     },
@@ -39,7 +43,8 @@ options = st.fixed_dictionaries(
 schema = st.fixed_dictionaries({"type": st.just("object")}, optional={"title": text, "properties": json_objects})
 formats = st.none() | st.just("") | st.just("json") | schema
 thinks = st.none() | st.booleans() | st.sampled_from(["low", "medium", "high", "max"])
-tool = names.map(lambda n: {"type": "function", "function": {"name": n, "parameters": {"type": "object", "properties": {}}}})
+tool = names.map(lambda n: {"type": "function",
+                            "function": {"name": n, "parameters": {"type": "object", "properties": {}}}})
 tools = st.none() | st.lists(tool, max_size=3)
 tool_call = st.fixed_dictionaries(
     {"function": st.fixed_dictionaries({"name": names}, optional={"arguments": json_objects})},
@@ -84,15 +89,18 @@ messages = st.lists(turn, min_size=1, max_size=5).map(lambda turns: list(itertoo
 
 def common_fields():
     return {
-        "options": options, "format": formats, "think": thinks, "keep_alive": st.none() | st.integers(-1, 600) | st.just("5m"),
+        "options": options, "format": formats, "think": thinks,
+        "keep_alive": st.none() | st.integers(-1, 600) | st.just("5m"),
         "logprobs": st.booleans(), "top_logprobs": st.integers(0, 20), "stream": st.booleans(),
     }
 
 
-chat_bodies = st.fixed_dictionaries({"model": st.just("m1"), "messages": messages}, optional={**common_fields(), "tools": tools})
+chat_bodies = st.fixed_dictionaries({"model": st.just("m1"), "messages": messages},
+                                    optional={**common_fields(), "tools": tools})
 generate_bodies = st.fixed_dictionaries(
     {"model": st.just("m1"), "prompt": text},
-    optional={**common_fields(), "system": text, "images": images, "template": text, "context": st.lists(st.integers(0, 9))},
+    optional={**common_fields(), "system": text, "images": images, "template": text,
+              "context": st.lists(st.integers(0, 9))},
 )
 
 
@@ -155,7 +163,8 @@ def stream_events(draw):
         reason = draw(st.sampled_from(["stop", "length", "tool_calls", "content_filter"]))
         events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": reason}]})
     if draw(st.booleans()):
-        events.append({"choices": draw(st.sampled_from([[], None])), "usage": {"prompt_tokens": 3, "completion_tokens": 4}})
+        events.append({"choices": draw(st.sampled_from([[], None])),
+                       "usage": {"prompt_tokens": 3, "completion_tokens": 4}})
     return events, "".join(contents), calls
 
 

@@ -1,4 +1,5 @@
-"""StreamTranslator: OpenAI SSE events -> Ollama NDJSON chunks (reference 2.11, 3.1; cases 9, 13-15, 20, 21, 25, 26, 28)."""
+"""StreamTranslator: OpenAI SSE events -> Ollama NDJSON chunks (reference 2.11, 3.1; cases 9, 13-15, 20, 21, 25,
+26, 28)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def translator(kind="chat", keep_thinking=True, completions=False):
 
 
 def delta(finish_reason=None, **fields):
-    return {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": fields, "finish_reason": finish_reason}]}
+    return {"object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": fields, "finish_reason": finish_reason}]}
 
 
 def usage(prompt=7, completion=3, choices=()):
@@ -190,7 +192,8 @@ def test_case_26_reasoning_dropped_when_think_false():
 def test_generate_thinking_is_top_level():
     t = translator("generate")
     chunks = run(t, [delta(reasoning_content="r"), delta(content="x")])
-    assert chunks[0] == {"model": "m1:latest", "created_at": chunks[0]["created_at"], "response": "", "thinking": "r", "done": False}
+    assert chunks[0] == {"model": "m1:latest", "created_at": chunks[0]["created_at"], "response": "", "thinking": "r",
+                         "done": False}
     assert chunks[1]["response"] == "x"
 
 
@@ -277,7 +280,8 @@ def test_tool_calls_chunk_comes_after_text_in_same_event():
 def test_whole_call_in_one_delta_with_object_arguments():
     t = translator()
     chunks = run(t, [tool_delta(0, "c1", "fn", {"a": 1}), delta(finish_reason="tool_calls")])
-    assert chunks[0]["message"]["tool_calls"] == [{"id": "c1", "function": {"index": 0, "name": "fn", "arguments": {"a": 1}}}]
+    assert chunks[0]["message"]["tool_calls"] == [
+        {"id": "c1", "function": {"index": 0, "name": "fn", "arguments": {"a": 1}}}]
 
 
 def test_calls_without_index_keyed_by_id():
@@ -332,7 +336,8 @@ def test_calls_pending_at_finish_ride_on_final_chunk():
     assert run(t, [tool_delta(0, "c", "fn", '{"a": 1}')]) == []
     final = t.finish(TIMINGS)
     assert final["done"] is True
-    assert final["message"]["tool_calls"] == [{"id": "c", "function": {"index": 0, "name": "fn", "arguments": {"a": 1}}}]
+    assert final["message"]["tool_calls"] == [
+        {"id": "c", "function": {"index": 0, "name": "fn", "arguments": {"a": 1}}}]
     assert t.has_output
 
 
