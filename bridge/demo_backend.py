@@ -1,10 +1,11 @@
 """The built-in demo backend: deterministic OpenAI-compatible answers, served in-process.
 
 When no backend URL is configured the bridge still works end to end: the app factory gives the
-backend pool :func:`demo_transport`, which mounts :class:`DemoAdapter` for the demo host, so requests take exactly the production path (translation,
-SSE decoding, streaming, metrics) but are answered by :class:`DemoBackend`, a small WSGI app, without
-a socket. Streams are paced (``token_delay_s`` between tokens) so they look like a real model.
-The same WSGI app can be served over HTTP for tests and benchmarks: ``DemoBackend(0.0)``.
+backend pool :func:`demo_transport`, which mounts :class:`DemoAdapter` for the demo host, so
+requests take exactly the production path (translation, SSE decoding, streaming, metrics) but are
+answered by :class:`DemoBackend`, a small WSGI app, without a socket. Streams are paced
+(``token_delay_s`` between tokens) so they look like a real model. The same WSGI app can be
+served over HTTP for tests and benchmarks: ``DemoBackend(0.0)``.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class DemoBackend:
         inputs = [inputs] if isinstance(inputs, str) else inputs
         if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
             return _error(start_response, "400 Bad Request", "input must be a string or a list of strings")
-        dim = body.get("dimensions") if isinstance(body.get("dimensions"), int) else _EMBED_DIM
+        dim = body["dimensions"] if isinstance(body.get("dimensions"), int) else _EMBED_DIM
         data = [{"object": "embedding", "index": i, "embedding": _embedding(t, dim)} for i, t in enumerate(inputs)]
         tokens = sum(_count(t) for t in inputs)
         return self._json(start_response, {"object": "list", "data": data, "model": body["model"],
@@ -213,10 +214,11 @@ class DemoAdapter(BaseAdapter):
         super().__init__()
         self.app = DemoBackend(token_delay_s)
 
-    def send(self, request: requests.PreparedRequest, stream: bool = False, **_: object) -> requests.Response:
-        body = request.body or b""
-        if isinstance(body, str):
-            body = body.encode("utf-8")
+    def send(self, request: requests.PreparedRequest, stream: bool = False,
+             timeout: float | tuple[float | None, float | None] | None = None, verify: bool | str = True,
+             cert: str | tuple[str, str] | None = None, proxies: dict[str, str] | None = None) -> requests.Response:
+        raw = request.body
+        body = raw.encode("utf-8") if isinstance(raw, str) else raw if isinstance(raw, bytes) else b""
         path = request.path_url.split("?", 1)[0]
         environ = {"REQUEST_METHOD": request.method, "PATH_INFO": path, "CONTENT_LENGTH": str(len(body)),
                    "wsgi.input": io.BytesIO(body)}
@@ -231,7 +233,7 @@ class DemoAdapter(BaseAdapter):
         response.reason = status_headers["status"].split(" ", 1)[1]
         response.headers = CaseInsensitiveDict(status_headers["headers"])
         response.raw = _BodyStream(result)
-        response.url = request.url
+        response.url = request.url or ""
         response.request = request
         response.encoding = "utf-8"
         if not stream:

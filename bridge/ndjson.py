@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 
-try:  # the fast codec (requirements.txt); the standard library gives the same JSON without it
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - a bare install
-    _orjson = None
+import orjson
 
 __all__ = ["ndjson_line", "json_bytes", "loads"]
 
@@ -29,17 +26,14 @@ def json_bytes(obj: object) -> bytes:
     library (perf/RESULTS.md). What orjson refuses (integers beyond 64 bits, lone surrogates,
     non-string keys) goes the standard library's way, so the accepted inputs do not change.
     """
-    if _orjson is not None:
-        try:
-            data = _orjson.dumps(obj)
-        except TypeError:  # orjson.JSONEncodeError is a TypeError
-            pass
-        else:
-            for raw, escaped in _LINE_BREAKER_BYTES:
-                if raw in data:
-                    data = data.replace(raw, escaped)
-            return data
-    return _json_bytes_std(obj)
+    try:
+        data = orjson.dumps(obj)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return _json_bytes_std(obj)
+    for raw, escaped in _LINE_BREAKER_BYTES:
+        if raw in data:
+            data = data.replace(raw, escaped)
+    return data
 
 
 def _json_bytes_std(obj: object) -> bytes:
@@ -63,9 +57,7 @@ def loads(data: str | bytes) -> object:
     """Parse JSON (a backend's SSE event, per token): orjson when it accepts the text, else the
     standard library, which also takes what orjson refuses (NaN, integers beyond 64 bits) and
     raises its usual ``ValueError`` on invalid JSON."""
-    if _orjson is not None:
-        try:
-            return _orjson.loads(data)
-        except ValueError:  # orjson.JSONDecodeError is a ValueError: let json decide (and word it)
-            pass
-    return json.loads(data)
+    try:
+        return orjson.loads(data)
+    except ValueError:  # orjson.JSONDecodeError is a ValueError: let json decide (and word it)
+        return json.loads(data)

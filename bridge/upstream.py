@@ -1,6 +1,7 @@
 """Upstream client: one backend's calls, with its key, timeouts, deadline and retries.
 
-Knows nothing of Flask or of the wire (``transport.py`` sends; answers are ``BackendResponse``). Every failure leaves as a ``bridge.errors.UpstreamError`` subclass, decided
+Knows nothing of Flask or of the wire (``transport.py`` sends; answers are
+``BackendResponse``). Every failure leaves as a ``bridge.errors.UpstreamError`` subclass, decided
 before any byte has been handed to the caller, so routes can still answer with a real HTTP status.
 
 Retries happen only here, i.e. before the first byte reaches the client: on connect errors and on

@@ -85,7 +85,6 @@ class AnchorProcess:
     def __init__(self, app: str, tmp_dir: Path, *, workers: int = 2, backend_url: str = "",
                  connections: int = 1000) -> None:
         from perf.procs import FakeBackendProcess  # the same start/stop/wait machinery
-
         from tests.bridgeproc import REPO, free_port
 
         self.app = app

@@ -54,7 +54,15 @@ import requests  # noqa: E402
 from perf import driver  # noqa: E402
 from perf.driver import Target  # noqa: E402
 from perf.fake_backend import model_name  # noqa: E402
-from perf.procs import FakeBackendProcess, cpu_seconds, load_average, machine, raise_nofile, rss_of, stop_all  # noqa: E402
+from perf.procs import (  # noqa: E402
+    FakeBackendProcess,
+    cpu_seconds,
+    load_average,
+    machine,
+    raise_nofile,
+    rss_of,
+    stop_all,
+)
 from tests.bridgeproc import REPO, BridgeProcess, free_port  # noqa: E402
 from tests.fleet.promprocs import PROMETHEUS, PUSHGATEWAY, Prometheus, Pushgateway  # noqa: E402
 

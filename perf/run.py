@@ -49,10 +49,18 @@ from pathlib import Path  # noqa: E402
 import gevent  # noqa: E402
 
 from perf import driver  # noqa: E402
+from perf.anchors import AnchorProcess  # noqa: E402
 from perf.driver import Target, percentile  # noqa: E402
 from perf.fake_backend import model_name  # noqa: E402
-from perf.anchors import AnchorProcess  # noqa: E402
-from perf.procs import FakeBackendProcess, cpu_seconds, load_average, machine, raise_nofile, rss_of, stop_all  # noqa: E402
+from perf.procs import (  # noqa: E402
+    FakeBackendProcess,
+    cpu_seconds,
+    load_average,
+    machine,
+    raise_nofile,
+    rss_of,
+    stop_all,
+)
 from tests.bridgeproc import REPO  # noqa: E402
 
 HOST = "127.0.0.1"

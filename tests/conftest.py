@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.bridgeproc import BridgeProcess
 from tests.fakes.backend import FakeBackend
+
+#: Suites that start processes (gunicorn, llama-server, nginx, Prometheus, a browser): all "slow", so
+#: ``./scripts/test -m "not slow"`` is the fast tier (unit tests, in-process fakes).
+_PROCESS_SUITES = frozenset({"integration", "e2e", "faults", "fleet", "deploy", "dashboard", "conformance"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(__file__).parent
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(root).parts
+        starts_processes = parts[0] in _PROCESS_SUITES or any(
+            item.get_closest_marker(m) for m in ("integration", "e2e"))
+        if starts_processes and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

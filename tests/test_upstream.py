@@ -175,8 +175,8 @@ def test_retry_after_parsing(value, expected):
 
 
 def test_retry_after_http_date_in_the_future():
-    from email.utils import format_datetime
     from datetime import datetime, timedelta, timezone
+    from email.utils import format_datetime
     when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
     assert 25 <= _retry_after_s(when) <= 31
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
+from ..translate.fallback import ADDED_PARAMS
 from .collector import Collector
 from .prom import CONTENT_TYPE_LATEST, PromMetrics
 from .records import Record
 from .summary import build_summary
-from ..translate.fallback import ADDED_PARAMS
 from .system import host_snapshot, process_snapshot
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "Record"]
@@ -138,7 +139,7 @@ class Metrics:
         except Exception:  # pragma: no cover - defensive: metrics must never break a call
             log.exception("metrics: update failed")
 
-    def refresh_process(self) -> dict:
+    def refresh_process(self) -> dict[str, Any]:
         """Read this worker's process figures now (psutil) and publish them."""
         snap = process_snapshot()
         self.prom.set_process(snap)
@@ -154,7 +155,7 @@ class Metrics:
         self._scraping()
         return self.prom.exposition(), CONTENT_TYPE_LATEST
 
-    def summary(self, *, endpoint: str | None, window_s: float | None, include_system: bool) -> dict:
+    def summary(self, *, endpoint: str | None, window_s: float | None, include_system: bool) -> dict[str, Any]:
         """The JSON summary over all workers (see :mod:`bridge.metrics.summary`)."""
         system = self.system() if include_system else None
         self._scraping()
@@ -168,7 +169,7 @@ class Metrics:
             version=self.version,
         )
 
-    def system(self) -> dict:
+    def system(self) -> dict[str, Any]:
         this = self.refresh_process()
         rings = self.collector.rings()
         live = [r for r in rings if r.alive]

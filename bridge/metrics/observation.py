@@ -135,7 +135,8 @@ class Observation:
             bytes_out=stream.bytes_out if stream is not None else self._bytes_out, bytes_in=self._bytes_in,
             tokens_in=self._tokens_in, tokens_out=self._tokens_out, queue_s=self.queue_s,
         )
-        metrics.finished(rec, backend=self._backend, key=self._key, stream_started=stream is not None and stream.started)
+        metrics.finished(rec, backend=self._backend, key=self._key,
+                         stream_started=stream is not None and stream.started)
         access({
             "request_id": self.request_id, "route": self.route, "method": self.method, "status": status,
             "duration_ms": round(duration * 1000.0, 3), "model": self._model, "outcome": outcome,

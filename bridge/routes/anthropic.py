@@ -58,7 +58,8 @@ def anthropic_blueprint(services: Services) -> Blueprint:
             obs.note_tokens(reply["usage"].get("input_tokens"), reply["usage"].get("output_tokens"))
             return Response(json_bytes(reply), mimetype="application/json")
         translator = MessagesStream(message_id=message_id, model=requested, stop=stop, keep_thinking=keep_thinking)
-        events = event_stream(resp, translator, obs, on_error=lambda message, exc: translator.error(message, exc.status))
+        events = event_stream(resp, translator, obs,
+                              on_error=lambda message, exc: translator.error(message, exc.status))
         return Response(obs.stream_wrap(events), mimetype="text/event-stream", headers=STREAM_HEADERS)
 
     @bp.post("/v1/messages/count_tokens")

@@ -75,10 +75,10 @@ def ollama_blueprint(services: Services) -> Blueprint:
         require_listing(services)  # never report a pull as done for a model we can't see
         backend = resolve_model(requested, services)
         stream = stream_flag(body, default=True)
-        result = catalog.pull_response(stream, backend)
         if stream:
-            return Response(b"".join(ndjson_line(item) for item in result), mimetype=NDJSON)
-        return jsonify(result)
+            progress = catalog.pull_response(True, backend)
+            return Response(b"".join(ndjson_line(item) for item in progress), mimetype=NDJSON)
+        return jsonify(catalog.pull_response(False, backend))
 
     def not_supported(action: str):
         def view(**_):

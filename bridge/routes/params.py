@@ -62,7 +62,7 @@ def call_generation(services: Services, path: str, openai_body: dict, requested:
     model = openai_body.get("model")
     controls = services.think_controls or {}
     body = openai_body
-    tried: set[str] = set()
+    tried: set[tuple[str, str]] = set()
 
     def body_for(backend: str, count: bool = True) -> dict:
         return _without_known(_thinking_for(body, controls.get(backend), added), (backend, model), added, requested,

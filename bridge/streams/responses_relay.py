@@ -58,8 +58,8 @@ def responses_relay(body: Body, report: StreamReport) -> Iterator[bytes]:
         log.warning("stream failed mid-way", extra={"outcome": exc.outcome, "error": message})
         snapshot = dict(seen.response or {"id": "resp_unknown", "object": "response", "output": []})
         snapshot.update(status="failed", error={"code": "server_error", "message": message})
-        event = {"type": "response.failed", "sequence_number": seen.seq + 1, "response": snapshot}
-        yield b"\n\n" + sse_frame(("response.failed", event))  # ends a partial event the backend left open
+        failed = {"type": "response.failed", "sequence_number": seen.seq + 1, "response": snapshot}
+        yield b"\n\n" + sse_frame(("response.failed", failed))  # ends a partial event the backend left open
     finally:
         body.close()
 

@@ -29,6 +29,7 @@ def translate_system(system: object) -> list[JSON]:
 
 
 def translate_messages(messages: object) -> list[JSON]:
+    """The ``messages`` list -> OpenAI messages, in order (tool results become tool messages)."""
     if not isinstance(messages, list) or not messages:
         raise ClientRequestError("messages: field required (a non-empty list)")
     out: list[JSON] = []
@@ -160,6 +161,7 @@ def _unsupported_block(kind: object, where: str) -> ClientRequestError:
 
 
 def translate_tools(tools: object) -> list[JSON]:
+    """Custom tools (name, input_schema) -> OpenAI function tools; server tools are refused."""
     if tools is None:
         return []
     if not isinstance(tools, list):

@@ -10,7 +10,7 @@ import hashlib
 import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from bridge.errors import UpstreamProtocolError
 from bridge.translate.json_types import JSON
@@ -120,6 +120,12 @@ def ps_response(
     return {"models": models}
 
 
+@overload
+def pull_response(stream: Literal[True], digest_of: str) -> list[JSON]: ...
+@overload
+def pull_response(stream: Literal[False], digest_of: str) -> JSON: ...
+@overload
+def pull_response(stream: bool, digest_of: str) -> list[JSON] | JSON: ...
 def pull_response(stream: bool, digest_of: str) -> list[JSON] | JSON:
     """Progress for a model the backend already has: nothing to download, so straight to success."""
     # Real Ollama puts no digest on these three statuses; a digest would make the CLI and
