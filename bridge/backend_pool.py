@@ -8,7 +8,7 @@
   state and in-flight count is reported (:class:`Report`).
 * The pool owns its parts and puts them together: the merged catalogue
   (:class:`bridge.backend_catalogue.BackendCatalogue`, which also says who serves a model) and the
-  readiness check (:mod:`bridge.readiness_check`); :meth:`fetch` / :meth:`cached` / :meth:`ids` /
+  readiness check (:mod:`bridge.backend_readiness`); :meth:`fetch` / :meth:`cached` / :meth:`ids` /
   :meth:`entry` / :meth:`readiness` pass the breakers' state on to them.
 
 With one backend (no ``BACKENDS_FILE``) every path is what it was before: the same listing calls,
@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Protocol
 
-from . import readiness_check
+from . import backend_readiness
 from .backend_catalogue import BackendCatalogue
 from .backend_response import BackendResponse
 from .backends import Backend
@@ -179,7 +179,7 @@ class BackendPool:
         for index in self._all:
             self._publish_state(index)
 
-    # -- the merged catalogue and readiness (bridge/backend_catalogue.py, bridge/readiness_check.py) --
+    # -- the merged catalogue and readiness (bridge/backend_catalogue.py, bridge/backend_readiness.py) --
     def fetch(self, request_id: str | None = None, deadline: Deadline | None = None) -> dict:
         """Fresh merged ``/v1/models`` body (backends whose breaker is open are not asked); raises
         the first error when no backend answers."""
@@ -200,9 +200,9 @@ class BackendPool:
 
     def readiness(self) -> tuple[bool, str, list[dict]]:
         """(ready, reason, one row per backend). Ready while every known model has a usable backend."""
-        ok, reason, usable = readiness_check.verdict(self.catalogue, self.router, demo=self.settings.demo_backend)
+        ok, reason, usable = backend_readiness.verdict(self.catalogue, self.router, demo=self.settings.demo_backend)
         self.publish_states()
-        return ok, reason, readiness_check.rows(self.catalogue, self.router, usable)
+        return ok, reason, backend_readiness.rows(self.catalogue, self.router, usable)
 
 
 def _fails_over(exc: UpstreamError) -> bool:

@@ -2,7 +2,7 @@
 
 A paced producer offers records at a fixed rate (a batch every millisecond) for a fixed time and
 counts what it offered. Then the checks: every offered record was taken (the ring file's
-``records written`` counter equals the count: zero loss), the in-memory window holds exactly
+``records written`` counter equals the count: zero loss), the window (``local()``) holds exactly
 ``min(count, window)`` records, the shared ring file reads back the same window, and memory after
 ingesting does not grow with the count (no surviving new objects, flat RSS: a fixed-size ring).
 
@@ -114,7 +114,7 @@ def test_metrics_observe_ingest(benchmark, tmp_path, rate):
 
 
 def test_collector_append_call(benchmark, tmp_path):
-    """Cost of one append (deque + ring-file slot), as a plain repeated benchmark."""
+    """Cost of one append (one ring-file slot), as a plain repeated benchmark."""
     collector = Collector(WINDOW, str(tmp_path))
     rec = POOL[0]
     benchmark(collector.append, rec)

@@ -1,6 +1,6 @@
 """BackendPool (bridge/backend_pool.py) against in-process fake backends: failover, breakers, in-flight
 counts, and what it passes on to its catalogue and readiness check (their own tests:
-test_backend_catalogue.py, test_readiness_check.py). No gunicorn: plain Python over UpstreamClients."""
+test_backend_catalogue.py, test_backend_readiness.py). No gunicorn: plain Python over UpstreamClients."""
 
 from __future__ import annotations
 

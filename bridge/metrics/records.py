@@ -154,28 +154,22 @@ def pack(rec: Record) -> bytes:
 
 
 def unpack(data: bytes | memoryview, offset: int = 0) -> Record:
-    """The record packed at ``offset`` of ``data``."""
+    """The record packed at ``offset`` of ``data``.
+
+    Positional construction and inline decoding: a summary unpacks every worker's whole window,
+    so this runs up to ``METRICS_WINDOW`` times per worker per summary.
+    """
     (ts, dur, ttfb, ttft, tpot, gap, queue, tin, tout, bin_, bout, chunks, status, stream,
      route, method, model, outcome) = _STRUCT.unpack_from(data, offset)
+    model_text = model.rstrip(b"\x00").decode("utf-8", "replace")
+    # Field order of Record: ts_s, route, method, status, duration_s, outcome, model, stream, ttfb_s,
+    # ttft_s, tpot_s, max_gap_s, chunks, bytes_out, bytes_in, tokens_in, tokens_out, queue_s.
     return Record(
-        ts_s=ts,
-        route=_str(route),
-        method=_str(method),
-        status=status,
-        duration_s=dur,
-        outcome=_str(outcome),
-        model=_str(model) or None,
-        stream=bool(stream),
-        ttfb_s=None if math.isnan(ttfb) else ttfb,
-        ttft_s=None if math.isnan(ttft) else ttft,
-        tpot_s=None if math.isnan(tpot) else tpot,
-        max_gap_s=None if math.isnan(gap) else gap,
-        chunks=chunks,
-        bytes_out=bout,
-        bytes_in=bin_,
-        tokens_in=None if tin < 0 else tin,
-        tokens_out=None if tout < 0 else tout,
-        queue_s=None if math.isnan(queue) else queue,
+        ts, route.rstrip(b"\x00").decode("utf-8", "replace"), method.rstrip(b"\x00").decode("utf-8", "replace"),
+        status, dur, outcome.rstrip(b"\x00").decode("utf-8", "replace"), model_text or None, stream == 1,
+        None if ttfb != ttfb else ttfb, None if ttft != ttft else ttft, None if tpot != tpot else tpot,
+        None if gap != gap else gap, chunks, bout, bin_, None if tin < 0 else tin, None if tout < 0 else tout,
+        None if queue != queue else queue,
     )
 
 
@@ -187,10 +181,6 @@ def _fit(text: str | None, width: int) -> str:
     if len(raw) <= width:
         return raw.decode("utf-8", "replace")
     return raw[:width].decode("utf-8", "ignore")
-
-
-def _str(raw: bytes) -> str:
-    return raw.rstrip(b"\x00").decode("utf-8", "replace")
 
 
 def _opt_float(value: float | None) -> float | None:

@@ -1,10 +1,10 @@
-"""bridge/readiness_check.py: ready while every known model has a usable backend; one row per backend."""
+"""bridge/backend_readiness.py: ready while every known model has a usable backend; one row per backend."""
 
 from __future__ import annotations
 
 import pytest
 
-from bridge import readiness_check
+from bridge import backend_readiness
 from bridge.backend_catalogue import BackendCatalogue
 from bridge.backends import Backend
 from bridge.config import Settings
@@ -48,8 +48,8 @@ def parts_for(*backends: Backend) -> tuple[BackendCatalogue, Router]:
 
 
 def readiness(catalogue: BackendCatalogue, router: Router, demo: bool = False) -> tuple[bool, str, list[dict]]:
-    ok, reason, usable = readiness_check.verdict(catalogue, router, demo=demo)
-    return ok, reason, readiness_check.rows(catalogue, router, usable)
+    ok, reason, usable = backend_readiness.verdict(catalogue, router, demo=demo)
+    return ok, reason, backend_readiness.rows(catalogue, router, usable)
 
 
 def test_readiness_needs_a_usable_backend_for_every_model(a_b):
