@@ -129,7 +129,7 @@ class BackendPool:
                                    request_id=request_id, max_retries=None if n == last else 0)
             except UpstreamError as exc:
                 self._end(index)
-                exc.backend = name  # type: ignore[attr-defined]  # read with getattr(exc, "backend", "")
+                exc.backend = name
                 moves_on = _fails_over(exc)
                 if isinstance(exc, UpstreamHTTPError) and not moves_on:
                     self.router.success(index)  # it answered: alive, whatever it thought of the request

@@ -42,7 +42,7 @@ class BackendResponse:
     sent it, ``headers_received_ns`` when its status line and headers arrived (monotonic ns)."""
 
     __slots__ = ("status", "content_type", "backend", "headers_received_ns", "_resp", "_idle_timeout_s",
-                 "_redact", "_streamed", "_done", "_callbacks", "__weakref__")
+                 "_redact", "_streamed", "_ended", "_done", "_callbacks", "__weakref__")
 
     def __init__(self, resp: requests.Response, *, streamed: bool, headers_received_ns: int,
                  idle_timeout_s: float, redact: Callable[[str], str] = lambda text: text,
@@ -55,6 +55,7 @@ class BackendResponse:
         self._idle_timeout_s = idle_timeout_s
         self._redact = redact
         self._streamed = streamed  # False: the whole body was read when it arrived
+        self._ended = False  # iter_bytes read the body to its end
         self._done = False
         self._callbacks: list[Callable[[], None]] = []
 
@@ -103,6 +104,7 @@ class BackendResponse:
             while True:
                 data = raw.read1(_READ_SIZE)
                 if not data:
+                    self._ended = True
                     return
                 if peek is not None:
                     data, peek = _with_ready_chunks(data, raw, peek)
@@ -142,7 +144,7 @@ class BackendResponse:
         """
         if self._done:
             return
-        if not self._streamed:  # read whole when it arrived: its connection is pooled already
+        if not self._streamed or self._ended:  # read to its end: urllib3 has pooled the connection
             self.close()
             return
         raw = self._resp.raw

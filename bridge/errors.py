@@ -75,6 +75,8 @@ class NotSupported(ClientRequestError):
 class UpstreamError(BridgeError):
     status = 502
     outcome = "upstream_error"
+    #: The name of the backend that failed ("" until the backend pool names it).
+    backend = ""
 
 
 class UpstreamConnectError(UpstreamError):

@@ -162,8 +162,9 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| c=1 added {q[:3]} {kind} ms | {res['c1'][f'before_{kind}'][q] - d[q]:.3f} | "
                          f"{res['c1'][f'after_{kind}'][q] - d[q]:.3f} |")
     proxy_line = (f"bare proxy: non-stream {med('proxy_nonstream'):.0f} req/s "
-                  f"({statistics.median(g['proxy_nonstream']['rps'] / g['hello']['rps'] for g in rounds):.3f} of hello), "
-                  f"streams {med('proxy_stream16'):.0f}/s, CPU us/stream {med('proxy_stream16', 'cpu_us_per_req'):.0f}; "
+                  f"({statistics.median(g['proxy_nonstream']['rps'] / g['hello']['rps'] for g in rounds):.3f} "
+                  f"of hello), streams {med('proxy_stream16'):.0f}/s, "
+                  f"CPU us/stream {med('proxy_stream16', 'cpu_us_per_req'):.0f}; "
                   f"hello {med('hello'):.0f} req/s")
     print("\n".join(lines) + "\n\n" + proxy_line)
     res["table"] = lines

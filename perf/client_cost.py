@@ -81,21 +81,21 @@ def main(argv: list[str] | None = None) -> int:
             obj = json.loads(body)
             kind = "stream16" if stream else "nonstream"
 
-            def via_requests():
+            def via_requests(body=body, stream=stream):
                 r = session.post(fake.url + "/v1/chat/completions", data=body, stream=stream,
                                  headers={"Content-Type": "application/json"})
                 for _ in r.iter_content(chunk_size=None):
                     pass
                 r.close()
 
-            def via_bridge():
+            def via_bridge(obj=obj, stream=stream):
                 r = client.open("POST", "/chat/completions", json_body=obj, stream=stream,
                                 deadline=Deadline.after(30))
                 for _ in r.iter_bytes() if stream else (r.content,):
                     pass
                 r.close()
 
-            def via_raw():
+            def via_raw(body=body):
                 raw_call(sock, fake.port, body, buf)
 
             for name, fn in (("requests", via_requests), ("bridge_upstream", via_bridge), ("raw_socket", via_raw)):

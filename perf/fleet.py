@@ -108,7 +108,8 @@ class NginxFleet:
         (directory / "temp").mkdir(exist_ok=True)
         (directory / "nginx.conf").write_text(
             ("user root;\n" if os.geteuid() == 0 else "")
-            + f"worker_processes 1;\ndaemon off;\npid {directory / 'nginx.pid'};\nerror_log {directory / 'error.log'} warn;\n"
+            + f"worker_processes 1;\ndaemon off;\npid {directory / 'nginx.pid'};\n"
+            f"error_log {directory / 'error.log'} warn;\n"
             "worker_rlimit_nofile 20000;\nevents { worker_connections 8192; }\n"
             f"http {{\n{temps}\n    include {directory / 'bridge.conf'};\n}}\n")
         args = [NGINX, "-p", str(directory), "-c", str(directory / "nginx.conf"), "-e", str(directory / "error.log")]
@@ -222,7 +223,8 @@ def scenario_costs(cfg: dict, tmp: Path, backend: FakeBackendProcess) -> dict:
             n = res["requests"]
             cpu = cpu_seconds(pids) - c0
             res.update(worker_cpu_s=round(cpu, 3), cpu_ms_per_request=round(cpu * 1000 / n, 4) if n else None,
-                       backend_cpu_ms_per_request=round((cpu_seconds(backend.worker_pids()) - r0) * 1000 / n, 4) if n else None,
+                       backend_cpu_ms_per_request=round((cpu_seconds(backend.worker_pids()) - r0) * 1000 / n, 4)
+                       if n else None,
                        wrk_cpu_ms_per_request=round((children_cpu_s() - w0) * 1000 / n, 4) if n else None,
                        tokens=tokens, worker_cpu_utilisation=round(cpu / cfg["cost_s"], 3))
             out[kind] = res
@@ -301,7 +303,8 @@ def scenario_step(cfg: dict, n: int, tmp: Path, backend: FakeBackendProcess, gat
                        bridge_cpu_s=round(sum(cpu.values()), 3),
                        bridge_cpu_ms_per_request=round(sum(cpu.values()) * 1000 / res["requests"], 4)
                        if res["requests"] else None,
-                       machine_cpu_ms_per_request=round(total_cpu * 1000 / res["requests"], 4) if res["requests"] else None,
+                       machine_cpu_ms_per_request=round(total_cpu * 1000 / res["requests"], 4)
+                       if res["requests"] else None,
                        machine_cpu_utilisation=round(total_cpu / seconds, 2))
             runs[kind] = res
             log(f"N={n} {kind}: {res['rps']} req/s through nginx, per instance {res['per_instance_rps']}, "
@@ -318,7 +321,8 @@ def scenario_step(cfg: dict, n: int, tmp: Path, backend: FakeBackendProcess, gat
             time.sleep(0.25)
         lag_s = round(time.monotonic() - t0, 2)
         per_pushed = prom.by(f"sum by (instance) ({selector})", "instance")
-        fig = {"instances": n, "runs": runs, "sent": sent, "pull_total": sum(pulled.values()), "pull_per_instance": pulled,
+        fig = {"instances": n, "runs": runs, "sent": sent,
+               "pull_total": sum(pulled.values()), "pull_per_instance": pulled,
                "push_total": pushed, "push_per_instance": per_pushed, "push_visible_after_s": lag_s,
                "pull_exact": sum(pulled.values()) == sent, "push_exact": pushed == sent,
                "prometheus_series_for_step": int(prom.scalar(f'count({{job="bridge",instance=~"n{n}-.*"}})') or 0)}
@@ -380,16 +384,17 @@ def plot(res: dict, out: Path) -> str | None:
 def report(res: dict, png: str | None) -> str:
     c = res["costs"]
     L = [SECTION_START, "", "## Fleet: 1-3 instances behind nginx, pull and push (`perf/fleet.py`, issue 16)", "",
-         f"- date: {res['date']}; command: `{res['command']}` ({res['wall_s']:.0f} s); machine: {res['machine']['nproc']} "
-         f"vCPUs ({res['machine']['cpu']}), **shared** with other developers' jobs (load at start `{res['load_start']}`, "
-         f"at end `{res['load_end']}`): read ratios within this run, not absolute figures.",
+         f"- date: {res['date']}; command: `{res['command']}` ({res['wall_s']:.0f} s); "
+         f"machine: {res['machine']['nproc']} vCPUs ({res['machine']['cpu']}), **shared** with other developers' jobs "
+         f"(load at start `{res['load_start']}`, at end `{res['load_end']}`): "
+         "read ratios within this run, not absolute figures.",
          "- each instance: its own gunicorn (Procfile command), 1 gevent worker, own metrics dir, push mode to a real "
          "Pushgateway every 1 s; nginx: `deploy/nginx.conf` with an upstream of N servers (round robin, keepalive 32); "
          f"backend: `perf/fake_backend.py` (gunicorn gevent, {res['backend_workers']} workers); load: wrk "
          f"(2 threads, {res['config']['conns']} connections) that sends nothing after its deadline, so every request "
          "it sent completed and is counted. Load generator, nginx, backend and bridges share the same 2 vCPUs.", "",
-         "| instances | kind | wrk req/s (fleet) | per instance req/s | model req/s | measured / model | p50 ms | p99 ms "
-         "| errors | bridge CPU ms/req | machine CPU ms/req | machine CPU used (cores) |",
+         "| instances | kind | wrk req/s (fleet) | per instance req/s | model req/s | measured / model "
+         "| p50 ms | p99 ms | errors | bridge CPU ms/req | machine CPU ms/req | machine CPU used (cores) |",
          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in res["steps"]:
         for kind, r in s["runs"].items():
@@ -414,7 +419,9 @@ def report(res: dict, png: str | None) -> str:
                  f"{'yes' if s['pull_exact'] and s['push_exact'] else '**no**'} | {s['push_visible_after_s']} s | "
                  f"{s['prometheus_series_for_step']} |")
     o = c["open_streams"]
-    L += ["", "Costs on one instance (1 worker, no nginx; worker CPU from psutil around a wrk run / requests served):", "",
+    L += ["",
+          "Costs on one instance (1 worker, no nginx; worker CPU from psutil around a wrk run / requests served):",
+          "",
           "| kind | req/s | worker CPU ms/req | backend CPU ms/req | wrk CPU ms/req | worker CPU used (cores) |",
           "|---|---|---|---|---|---|"]
     for kind in ("nonstream", "stream16", "paced64"):

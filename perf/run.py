@@ -256,7 +256,8 @@ def scenario_monitoring(cfg: dict, on_b, off_b, fport: int) -> dict:
                 got[t.port]["cpu_us_per_req"] = ((cpu_seconds(pids[t.port]) - c0) * 1e6 / got[t.port]["requests"]
                                                  if got[t.port]["requests"] else float("nan"))
             pairs.append({"on": got[on_port], "off": got[off_port],
-                          "ratio": got[on_port]["rps"] / got[off_port]["rps"] if got[off_port]["rps"] else float("nan")})
+                          "ratio": got[on_port]["rps"] / got[off_port]["rps"]
+                          if got[off_port]["rps"] else float("nan")})
         ratios = [p["ratio"] for p in pairs]
         med = statistics.median(ratios)
         on_sum = sum(p["on"]["requests"] for p in pairs) / sum(p["on"]["duration_s"] for p in pairs)
@@ -368,7 +369,8 @@ def scenario_token_cost(cfg: dict, bridge, proxy, fport: int) -> dict:
                          "cpu_us_per_token": round(cpu * 1e6 / (r.requests * n), 2) if r.requests else float("nan"),
                          "cpu_us_per_stream": round(cpu * 1e6 / r.requests, 1) if r.requests else float("nan")}
         rows.append(row)
-        log(f"tokens {n}: bridge {row['bridge']['cpu_us_per_token']} us/token, proxy {row['proxy']['cpu_us_per_token']}")
+        log(f"tokens {n}: bridge {row['bridge']['cpu_us_per_token']} us/token, "
+            f"proxy {row['proxy']['cpu_us_per_token']}")
     return {"rows": rows}
 
 
@@ -592,7 +594,8 @@ def target_rows(res: dict) -> list[tuple[str, str, str, str]]:
     rows = []
     a = res["anchors"]
     rows.append(("non-stream req/s / Flask hello req/s (same run, median of rounds)",
-                 f"{a['nonstream_vs_hello']} (range {a['nonstream_vs_hello_range'][0]}-{a['nonstream_vs_hello_range'][1]}; "
+                 f"{a['nonstream_vs_hello']} "
+                 f"(range {a['nonstream_vs_hello_range'][0]}-{a['nonstream_vs_hello_range'][1]}; "
                  f"bare proxy {a['proxy_nonstream_vs_hello']})", ">= 0.45",
                  verdict(a["nonstream_vs_hello"], TARGETS["nonstream_vs_hello"], True)))
     rows.append(("16-token streams/s / bare proxy streams/s (same run, median of rounds)",
@@ -653,7 +656,8 @@ def write_report(res: dict, out: Path, pngs: list[str]) -> None:
           "direct (or metrics on vs off) interleaved in the same run; absolute figures move with the load.",
           "- setup: fake OpenAI backend (`perf/fake_backend.py`, gunicorn gevent, 1 worker) on 127.0.0.1; "
           "bridge started exactly as the Procfile does (`tests/bridgeproc.py`, 2 gevent workers, "
-          "default logging: JSON app log with one `bridge.access` line per request, gunicorn's own access log off); load from `perf/driver.py` (gevent, raw "
+          "default logging: JSON app log with one `bridge.access` line per request, gunicorn's own access log off); "
+          "load from `perf/driver.py` (gevent, raw "
           "HTTP/1.1 keep-alive) and wrk 1 thread. Load generator, backend and bridge share the same cores.",
           "", "## Figures vs targets", "", "| figure | measured | target | verdict |", "|---|---|---|---|"]
     L += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in target_rows(res)]
@@ -675,10 +679,12 @@ def write_report(res: dict, out: Path, pngs: list[str]) -> None:
     L += ["", "## 2. Throughput frontier (wrk, increasing connections)", ""]
     for kind in ("nonstream", "stream16"):
         f = res["frontier"][kind]
-        L += [f"**{kind}**: bridge max {f['bridge_max_rps']} req/s, with p99 <= 10 ms: {f['bridge_rps_p99_under_10ms']}, "
+        L += [f"**{kind}**: bridge max {f['bridge_max_rps']} req/s, "
+              f"with p99 <= 10 ms: {f['bridge_rps_p99_under_10ms']}, "
               f"<= 50 ms: {f['bridge_rps_p99_under_50ms']}; direct (= the fake backend's own ceiling) max "
               f"{f['direct_max_rps']}, p99 <= 10 ms: {f['direct_rps_p99_under_10ms']}, <= 50 ms: "
-              f"{f['direct_rps_p99_under_50ms']}. Errors: bridge {f['bridge_errors']}, direct {f['direct_errors']}.", "",
+              f"{f['direct_rps_p99_under_50ms']}. Errors: bridge {f['bridge_errors']}, direct {f['direct_errors']}.",
+              "",
               "| connections | bridge req/s | bridge p50 | bridge p99 | direct req/s | direct p50 | direct p99 |",
               "|---|---|---|---|---|---|---|"]
         for b, d in zip(f["runs"]["bridge"], f["runs"]["direct"]):
@@ -690,12 +696,14 @@ def write_report(res: dict, out: Path, pngs: list[str]) -> None:
     L += ["## 3. Paced streams (64 tokens, 20 ms apart)", "",
           f"Bridge and direct run at the same time, {res['config']['paced_conc']} streams each. Per-frame transit = "
           "arrival at the client minus the backend's send stamp in the token (same host, CLOCK_MONOTONIC).", "",
-          "| path | streams | errors | frames/expected | TTFT p50 | TTFT p99 | transit p50 | transit p99 | transit mean | gap mean | gap p99 |",
+          "| path | streams | errors | frames/expected | TTFT p50 | TTFT p99 "
+          "| transit p50 | transit p99 | transit mean | gap mean | gap p99 |",
           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in ("bridge", "direct"):
         f = p[name]
-        L.append(f"| {name} | {f['streams']} | {f['errors']} | {f['frames']}/{f['frames_expected']} | {f['ttft_p50_ms']} | "
-                 f"{f['ttft_p99_ms']} | {f['transit_p50_ms']} | {f['transit_p99_ms']} | {f['transit_mean_ms']} | "
+        L.append(f"| {name} | {f['streams']} | {f['errors']} | {f['frames']}/{f['frames_expected']} | "
+                 f"{f['ttft_p50_ms']} | {f['ttft_p99_ms']} | {f['transit_p50_ms']} | {f['transit_p99_ms']} | "
+                 f"{f['transit_mean_ms']} | "
                  f"{f['gap_mean_ms']} | {f['gap_p99_ms']} |")
     L += ["", f"Added TTFT p50 {p['added_ttft_p50_ms']} ms, p99 {p['added_ttft_p99_ms']} ms; added per-frame delay "
           f"p50 {p['added_frame_p50_ms']} ms, p99 {p['added_frame_p99_ms']} ms, mean {p['added_frame_mean_ms']} ms; "
@@ -703,8 +711,9 @@ def write_report(res: dict, out: Path, pngs: list[str]) -> None:
 
     m = res["many"]
     L += [f"## 4. {m['streams']} concurrent slow streams, WEB_CONCURRENCY=1", "",
-          f"10 tokens 500 ms apart (nominal {m['nominal_s']} s each), opened over {res['config']['many_ramp_s']} s, one "
-          f"connection each. Completed with all frames: {m['complete_frames']}/{m['streams']}; errors {m['errors']}; "
+          f"10 tokens 500 ms apart (nominal {m['nominal_s']} s each), "
+          f"opened over {res['config']['many_ramp_s']} s, one connection each. "
+          f"Completed with all frames: {m['complete_frames']}/{m['streams']}; errors {m['errors']}; "
           f"peak simultaneously open {m['peak_open']}; stream duration p50 {m['duration_p50_s']} s, max "
           f"{m['duration_max_s']} s; worker RSS {m['worker_rss_mb']} MB; wall {m['wall_s']} s. "
           f"Open-file limit raised to {res['nofile']}."]
@@ -719,9 +728,10 @@ def write_report(res: dict, out: Path, pngs: list[str]) -> None:
           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for kind in ("nonstream", "stream16"):
         f = res["monitoring"][kind]
-        L.append(f"| {kind} | {len(f['pairs'])} | {f['median_ratio']} | {f['cost_pct']} % | {f['ratio_min']}-{f['ratio_max']} | "
-                 f"{f['pooled_on_rps']} | {f['pooled_off_rps']} | {f['pooled_cost_pct']} % | {f['cpu_us_per_req_on']} | "
-                 f"{f['cpu_us_per_req_off']} | {f['cpu_cost_pct']} % | {f['errors']} |")
+        L.append(f"| {kind} | {len(f['pairs'])} | {f['median_ratio']} | {f['cost_pct']} % | "
+                 f"{f['ratio_min']}-{f['ratio_max']} | {f['pooled_on_rps']} | {f['pooled_off_rps']} | "
+                 f"{f['pooled_cost_pct']} % | {f['cpu_us_per_req_on']} | {f['cpu_us_per_req_off']} | "
+                 f"{f['cpu_cost_pct']} % | {f['errors']} |")
     L += ["", "METRICS_ENABLED=false also drops the bridge's per-request JSON access line (`bridge.access`, written "
           "by the metrics hooks); gunicorn's own access log stays on in both. Worker CPU per request is read with "
           "psutil around each wrk run."]
@@ -730,7 +740,9 @@ def write_report(res: dict, out: Path, pngs: list[str]) -> None:
     mem = res["memory"]
     L += ["## 6. Memory", "",
           f"{mem['requests']} requests after warm-up (alternating non-stream and 16-token stream chunks; "
-          f"capped at {res['config']['mem_cap_s']:.0f} s, reached 100K: {mem['reached_100k']}); errors {mem['errors']}.", "",
+          f"capped at {res['config']['mem_cap_s']:.0f} s, reached 100K: {mem['reached_100k']}); "
+          f"errors {mem['errors']}.",
+          "",
           "| worker | RSS after warm-up MB | RSS at end MB | growth MB |", "|---|---|---|---|"]
     for pid, v in mem["workers"].items():
         L.append(f"| {pid} | {v['warm_mb']} | {v['end_mb']} | {v['growth_mb']} |")
@@ -741,14 +753,16 @@ def write_report(res: dict, out: Path, pngs: list[str]) -> None:
     L += ["## 7. Collector micro-benchmarks (`perf/test_collector_bench.py`, pytest-benchmark)", "",
           f"pytest exit code {col['pytest_rc']}. Paced producer, one batch per ms, "
           f"{res['config']['bench_s']} s per case; window 2000 records.", "",
-          "| case | offered/s | ingested/s | lost | capacity/s (1/busy time) | window | ring file records | RSS growth | new objects |",
+          "| case | offered/s | ingested/s | lost | capacity/s (1/busy time) "
+          "| window | ring file records | RSS growth | new objects |",
           "|---|---|---|---|---|---|---|---|---|"]
     for name, c in col["cases"].items():
         if "offered_per_s" not in c:
             L.append(f"| {name} | | | | mean {c['mean_us']} us per call | | | | |")
             continue
-        L.append(f"| {name} | {c['offered_per_s']} | {c['ingested_per_s']:.0f} | {c['lost']} | {c['capacity_per_s']:.0f} | "
-                 f"{c.get('window_len', '')} | {c.get('ring_file_records', '')} | {c.get('rss_growth_bytes', '')} | "
+        L.append(f"| {name} | {c['offered_per_s']} | {c['ingested_per_s']:.0f} | {c['lost']} | "
+                 f"{c['capacity_per_s']:.0f} | {c.get('window_len', '')} | {c.get('ring_file_records', '')} | "
+                 f"{c.get('rss_growth_bytes', '')} | "
                  f"{c.get('gc_objects_growth', '')} |")
     if col.get("pytest_tail"):
         L += ["", "```", col["pytest_tail"], "```"]
@@ -762,8 +776,9 @@ def write_report(res: dict, out: Path, pngs: list[str]) -> None:
           "| bridge/hello | proxy/hello | bridge/proxy streams |", "|---|---|---|---|---|---|---|---|---|"]
     for i, g in enumerate(a["rounds"]):
         L.append(f"| {i + 1} | {g['hello']['rps']:.0f} | {g['bridge_nonstream']['rps']:.0f} | "
-                 f"{g['proxy_nonstream']['rps']:.0f} | {g['bridge_stream16']['rps']:.0f} | {g['proxy_stream16']['rps']:.0f} | "
-                 f"{g['nonstream_vs_hello']:.3f} | {g['proxy_nonstream_vs_hello']:.3f} | {g['stream_vs_proxy']:.3f} |")
+                 f"{g['proxy_nonstream']['rps']:.0f} | {g['bridge_stream16']['rps']:.0f} | "
+                 f"{g['proxy_stream16']['rps']:.0f} | {g['nonstream_vs_hello']:.3f} | "
+                 f"{g['proxy_nonstream_vs_hello']:.3f} | {g['stream_vs_proxy']:.3f} |")
     L += ["", "Errors: " + ", ".join(f"{k[:-7]} {v}" for k, v in a.items() if k.endswith("_errors")) + ".", ""]
 
     L += ["## 9. CPU per streamed token against stream length", "",
@@ -779,11 +794,13 @@ def write_report(res: dict, out: Path, pngs: list[str]) -> None:
     L.append("")
 
     rs = res["readside"]
-    L += ["## 10. Read side: `/metrics/summary` and `/metrics` against window, workers and labels (`perf/scaling.py`)", "",
+    L += ["## 10. Read side: `/metrics/summary` and `/metrics` against window, workers and labels (`perf/scaling.py`)",
+          "",
           "`Metrics.summary()` (what `/metrics/summary` runs) over `workers` full ring files of `window` records; "
           "`PromMetrics.exposition()` (the body of `/metrics`) over the files of `workers` processes that each "
           "recorded requests under `labels` distinct model labels. One fresh process per case; ms.", "",
-          "| window | workers | records merged | summary median ms | max ms | merge only ms |", "|---|---|---|---|---|---|"]
+          "| window | workers | records merged | summary median ms | max ms | merge only ms |",
+          "|---|---|---|---|---|---|"]
     for c in rs["summary"]:
         L.append(f"| {c.get('window')} | {c.get('workers')} | {c.get('records', c.get('error', '')[:60])} | "
                  f"{c.get('median_ms')} | {c.get('max_ms')} | {c.get('merge_ms')} |")

@@ -73,7 +73,7 @@ def call_generation(services: Services, path: str, openai_body: dict, requested:
             return call_backend(services, path, body, requested, stream=stream, deadline=deadline, rid=rid,
                                 body_for=body_for)
         except UpstreamHTTPError as exc:
-            backend = getattr(exc, "backend", "")
+            backend = exc.backend
             sent = body_for(backend, count=False)  # what that backend was sent
             candidates = [p for p in added.names if p in sent and (backend, p) not in tried]
             rejection = rejected_param(exc.status, exc.message, candidates)

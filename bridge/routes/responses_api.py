@@ -92,7 +92,7 @@ def responses_blueprint(services: Services, support: ResponsesSupport | None = N
         except UpstreamHTTPError as exc:
             if exc.status not in _MISSING_ROUTE or model_not_found_in_body(exc.message):
                 raise
-            support.remember(getattr(exc, "backend", ""), False)
+            support.remember(exc.backend, False)
             resp = None
         if resp is not None:
             support.remember(resp.backend, True)

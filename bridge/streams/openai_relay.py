@@ -22,17 +22,22 @@ def openai_relay(body: Body, report: StreamReport) -> Iterator[bytes]:
     decoder = SSEDecoder()
     seen_token = False
     usage: tuple[int | None, int | None] = (None, None)
+    ended = False
     try:
         yield b""
         for data in body.iter_bytes():
             for event in decoder.feed(data):
                 seen_token, usage = _note(event.data, report, seen_token, usage)
             yield data
+        ended = True
     except UpstreamError as exc:
         report.note_outcome(exc.outcome)
         yield b"data: " + json_bytes(openai_error(exc.status, body.redact(exc.message))) + b"\n\n"
     finally:
-        body.close()
+        if ended:
+            body.release()  # the body was read to its end: the connection can serve again
+        else:
+            body.close()
 
 
 def _note(data: str, report: StreamReport, seen_token: bool,

@@ -42,6 +42,7 @@ def responses_relay(body: Body, report: StreamReport) -> Iterator[bytes]:
     """Relay a backend's Responses stream unchanged; a failure becomes ``response.failed``."""
     decoder = SSEDecoder()
     seen = _Seen()
+    ended = False
     try:
         yield b""
         for data in body.iter_bytes():
@@ -52,6 +53,7 @@ def responses_relay(body: Body, report: StreamReport) -> Iterator[bytes]:
             _note(event.data, seen, report)
         if not seen.final:
             raise UpstreamProtocolError("backend closed the stream before the response was complete")
+        ended = True
     except UpstreamError as exc:
         report.note_outcome(exc.outcome)
         message = body.redact(exc.message)
@@ -61,7 +63,10 @@ def responses_relay(body: Body, report: StreamReport) -> Iterator[bytes]:
         failed = {"type": "response.failed", "sequence_number": seen.seq + 1, "response": snapshot}
         yield b"\n\n" + sse_frame(("response.failed", failed))  # ends a partial event the backend left open
     finally:
-        body.close()
+        if ended:
+            body.release()  # the body was read to its end: the connection can serve again
+        else:
+            body.close()
 
 
 def _note(data: str, seen: _Seen, report: StreamReport) -> None:

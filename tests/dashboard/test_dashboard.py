@@ -129,7 +129,8 @@ class Traffic:
                     pass
             self.sent.append("/api/chat")
         elif kind == 1:
-            r = requests.post(u + "/api/generate", json={"model": "demo", "prompt": "hello", "stream": False}, timeout=10)
+            r = requests.post(u + "/api/generate", json={"model": "demo", "prompt": "hello", "stream": False},
+                              timeout=10)
             assert r.status_code == 200, r.text
             self.sent.append("/api/generate")
         elif kind == 2:

@@ -68,7 +68,8 @@ class Nginx:
             f"{temps}\n"
             f"    include {directory / 'bridge.conf'};\n"
             "}\n")
-        self.args = [NGINX, "-p", str(directory), "-c", str(directory / "nginx.conf"), "-e", str(directory / "error.log")]
+        self.args = [NGINX, "-p", str(directory), "-c", str(directory / "nginx.conf"),
+                     "-e", str(directory / "error.log")]
         test = subprocess.run(self.args + ["-t"], capture_output=True, text=True, timeout=20)
         assert test.returncode == 0, f"nginx -t failed:\n{test.stderr}"
         self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -443,5 +443,6 @@ def test_bridge_streams_without_adding_much_latency(e2e_bridge, llama):
     best_bridge = min(f for f, _ in bridge_t)
     best_direct = min(f for f, _ in direct_t)
     print(f"\nTTFT best direct {best_direct * 1000:.1f} ms, bridge {best_bridge * 1000:.1f} ms; medians "
-          f"{statistics.median(f for f, _ in direct_t) * 1000:.1f} / {statistics.median(f for f, _ in bridge_t) * 1000:.1f} ms")
+          f"{statistics.median(f for f, _ in direct_t) * 1000:.1f} / "
+          f"{statistics.median(f for f, _ in bridge_t) * 1000:.1f} ms")
     assert best_bridge - best_direct < 0.15, (bridge_t, direct_t)

@@ -89,7 +89,8 @@ _MID_STREAM = {"stall_mid_stream", "reset_mid_stream", "close_mid_stream", "trun
 _AUTO = object()  # "compute it" sentinel for usage
 
 _DEFAULTS: dict[str, Any] = {
-    "tokens": None,            # list[str]; default DEFAULT_TOKENS (SPLIT_UTF8_TOKENS for split_utf8; [] with tool_calls)
+    "tokens": None,            # list[str]; default DEFAULT_TOKENS
+                               # (SPLIT_UTF8_TOKENS for split_utf8; [] with tool_calls)
     "delay_s": 0.0,            # pause between streamed events
     "first_delay_s": 0.0,      # pause before the status line of every (matching or not) request
     "finish_reason": None,     # default "stop" ("tool_calls" with tool_calls, "length" when max_tokens truncates)
@@ -845,7 +846,8 @@ class FakeBackend:
         elif isinstance(inp, list) and inp and all(isinstance(x, (str, list)) for x in inp):
             items = inp
         else:
-            return ctx.respond_json(400, _openai_error("'input' must be a non-empty string or array", param="input"), keep)
+            return ctx.respond_json(
+                400, _openai_error("'input' must be a non-empty string or array", param="input"), keep)
         dims = body.get("dimensions") or ctx.s["embedding_dim"]
         b64 = body.get("encoding_format") == "base64"
         data = []

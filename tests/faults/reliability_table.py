@@ -7,9 +7,9 @@ Use the ``reliability`` fixture (import it into a test module)::
 
 Pass/fail is taken from the test's own result (the call phase), so a row never claims a pass the
 assertions did not make. Tests never write tracked files: the table is written only when
-``BRIDGE_WRITE_DOCS=1`` (``./scripts/reliability`` sets it), rewritten after every recorded test. Rows of tests that did not run
-in this session are kept from the existing file, so running a subset updates its rows without
-dropping the others.
+``BRIDGE_WRITE_DOCS=1`` (``./scripts/reliability`` sets it), rewritten after every recorded test.
+Rows of tests that did not run in this session are kept from the existing file, so running a
+subset updates its rows without dropping the others.
 """
 
 from __future__ import annotations

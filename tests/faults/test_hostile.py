@@ -161,7 +161,8 @@ def test_metrics_stay_bounded_under_10k_hostile_requests(fake_backend, tmp_path,
     assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}, methods
     # The summary's tables are keyed by the same closed sets.
     for section in ("endpoints",):
-        assert len(json.dumps(summary.get(section, {}))) <= max(2 * len(json.dumps(summary_before.get(section, {}))), 2000)
+        assert len(json.dumps(summary.get(section, {}))) <= max(
+            2 * len(json.dumps(summary_before.get(section, {}))), 2000)
     reliability.hostile(
         f"10,000 requests with made-up methods, paths, model names, header values{' and wrong keys' if keyed else ''}",
         before="3,000 odd methods: /metrics 5.7 KB -> 5.7 MB, scrape 16 ms -> 2.1 s, worker 46 -> 144 MB",

@@ -90,7 +90,8 @@ def test_backend_key_never_leaks(bridge, backend, reliability):
     # A backend that echoes the key in its error message (some do): it must be redacted.
     backend.script(status=401, error_body={"error": {"message": f"Incorrect API key provided: {SECRET}"}})
     for path, body in (("/api/chat", chat_body(stream=False)), ("/api/chat", chat_body()),
-                       ("/v1/chat/completions", chat_body(stream=False)), ("/api/embed", {"model": "e1", "input": "x"})):
+                       ("/v1/chat/completions", chat_body(stream=False)),
+                       ("/api/embed", {"model": "e1", "input": "x"})):
         resp = requests.post(bridge.url + path, json=body, timeout=TIMEOUT)
         seen.append(resp.text + str(resp.headers))
     backend.reset()
@@ -143,7 +144,8 @@ def test_request_id_with_crlf_cannot_inject_headers(bridge, reliability):
     assert len(rid) <= 1
     resp = requests.get(bridge.url + "/api/version", headers={"X-Request-ID": "ok-id"}, timeout=TIMEOUT)
     assert resp.headers["X-Request-ID"] == "ok-id"
-    reliability.row("X-Request-ID with CR / odd chars / 129 chars", outcome="replaced by a fresh id; no header injected")
+    reliability.row("X-Request-ID with CR / odd chars / 129 chars",
+                    outcome="replaced by a fresh id; no header injected")
 
 
 @pytest.mark.parametrize("model", ["../../admin", "http://evil/x", "//evil.example/x", "m1/../../admin",

@@ -97,7 +97,8 @@ def test_kill_9_worker_is_replaced(fake_backend, backend, tmp_path, reliability)
         assert len(after) == 2 and victim not in after, (before, after)
         # Once replaced, every request succeeds.
         for _ in range(20):
-            assert requests.post(proc.url + "/api/chat", json=chat_body(stream=False), timeout=TIMEOUT).status_code == 200
+            assert requests.post(
+                proc.url + "/api/chat", json=chat_body(stream=False), timeout=TIMEOUT).status_code == 200
         assert failures <= 1, failures  # at most the one request the dead worker had accepted
     finally:
         proc.stop()

@@ -48,7 +48,8 @@ class Pushgateway:
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
     def wait_ready(self) -> Pushgateway:
-        wait_healthy(self.proc, self.url + "/-/ready", lambda: self.log_path.read_text()[-3000:], timeout_s=20, what="pushgateway")
+        wait_healthy(self.proc, self.url + "/-/ready", lambda: self.log_path.read_text()[-3000:],
+                     timeout_s=20, what="pushgateway")
         return self
 
     def metrics_text(self) -> str:
@@ -85,7 +86,8 @@ class Prometheus:
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
     def wait_ready(self) -> Prometheus:
-        wait_healthy(self.proc, self.url + "/-/ready", lambda: self.log_path.read_text()[-3000:], timeout_s=20, what="prometheus")
+        wait_healthy(self.proc, self.url + "/-/ready", lambda: self.log_path.read_text()[-3000:],
+                     timeout_s=20, what="prometheus")
         return self
 
     def query(self, promql: str, at: float | None = None) -> list[dict]:

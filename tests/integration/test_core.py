@@ -135,7 +135,8 @@ def test_nan_and_infinity_are_not_json(bridge, backend):
         resp = requests.post(bridge.url + "/api/generate", data=raw, timeout=5)
         assert resp.status_code == 400 and "not valid JSON" in resp.json()["error"]
     resp = requests.post(bridge.url + "/v1/chat/completions", timeout=5,
-                         data=b'{"model": "m1", "messages": [{"role": "user", "content": "x"}], "temperature": -Infinity}')
+                         data=b'{"model": "m1", "messages": [{"role": "user", "content": "x"}], '
+                              b'"temperature": -Infinity}')
     assert resp.status_code == 400 and "not valid JSON" in resp.json()["error"]["message"]
     assert not backend.requests_to("/v1/chat/completions")
 

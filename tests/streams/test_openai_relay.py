@@ -17,7 +17,7 @@ def test_bytes_are_relayed_unchanged_and_measured():
     writes = list(openai_relay(body, report))
     assert writes == [b"", *reads]
     assert report.first_tokens == 1 and report.tokens == (4, 2)
-    assert body.closed == 1
+    assert body.released == 1 and body.closed == 0
 
 
 def test_failure_is_one_openai_error_event():

@@ -20,6 +20,7 @@ def test_complete_stream_relayed_and_counted():
     body, report = FakeBody(reads), FakeReport()
     assert list(responses_relay(body, report)) == [b"", *reads]
     assert report.first_tokens == 1 and report.tokens == (5, 1) and report.outcome is None
+    assert body.released == 1 and body.closed == 0
 
 
 def test_a_cut_stream_ends_with_response_failed_continuing_the_numbering():
