@@ -7,17 +7,9 @@ import logging
 import sys
 import time
 from datetime import datetime, timezone
-from types import ModuleType
 
+import orjson  # the access line is written on every request (bridge/ndjson.py says why)
 from flask import g, has_request_context
-
-_orjson: ModuleType | None
-try:  # requirements.txt; the access line is written on every request (bridge/ndjson.py says why)
-    import orjson as _orjson_module
-
-    _orjson = _orjson_module
-except ImportError:  # pragma: no cover
-    _orjson = None
 
 __all__ = ["access", "configure_logging", "set_instance"]
 
@@ -53,12 +45,10 @@ def _iso_now(now_s: float) -> str:
 
 def _dumps_fast(line: dict) -> str:
     """``_dumps`` for the access line (compact): orjson when it takes the line, else ``_dumps``."""
-    if _orjson is not None:
-        try:
-            return _orjson.dumps(line, default=str).decode()
-        except TypeError:  # lone surrogates, integers beyond 64 bits: the standard library's way
-            pass
-    return _dumps(line)
+    try:
+        return orjson.dumps(line, default=str).decode()
+    except TypeError:  # lone surrogates, integers beyond 64 bits: the standard library's way
+        return _dumps(line)
 
 
 def _dumps(line: dict) -> str:

@@ -14,10 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-try:  # psutil is a dependency; stay importable (figures become 0) if it is ever missing
-    import psutil
-except ImportError:  # pragma: no cover
-    psutil = None
+import psutil
 
 __all__ = ["HOST_SAMPLE_S", "HostSnapshot", "ProcessSnapshot", "host_snapshot", "process_snapshot"]
 
@@ -50,8 +47,6 @@ def process_snapshot() -> ProcessSnapshot:
     """RSS, user+system CPU seconds, open fds and threads of the calling process."""
     pid = os.getpid()
     now = time.time()
-    if psutil is None:  # pragma: no cover
-        return ProcessSnapshot(pid, 0, 0.0, 0, 0, 0.0, now)
     proc = _proc_cache.get(pid)
     if proc is None:
         _proc_cache.clear()  # after a fork the parent's handle is useless
@@ -144,8 +139,6 @@ class _HostSampler:
 
     def _sample(self) -> HostSnapshot:
         now = time.time()
-        if psutil is None:  # pragma: no cover
-            return HostSnapshot(ts_s=now)
         # HostSnapshot's keyword arguments; what the platform does not tell stays at its default.
         values: dict[str, Any] = {"ts_s": now, "cpu_count": psutil.cpu_count() or None}
         values["cpu_percent"] = self._cpu_percent()
