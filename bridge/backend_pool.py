@@ -25,12 +25,12 @@ from typing import Protocol
 
 from . import backend_readiness
 from .backend_catalogue import BackendCatalogue
-from .backend_response import BackendResponse
 from .backends import Backend
 from .config import Settings
 from .errors import UpstreamConnectError, UpstreamError, UpstreamHTTPError, UpstreamTimeout
+from .http_wire import HTTPWire
 from .routing import OPEN, Router
-from .transport import RequestsTransport, Transport
+from .transport import Answer, RequestsTransport, Transport
 from .upstream import Deadline, UpstreamClient
 
 __all__ = ["BackendPool", "NoBackend", "Report"]
@@ -79,7 +79,7 @@ class BackendPool:
         self.backends: tuple[Backend, ...] = tuple(sorted(settings.backend_list(), key=lambda b: b.priority))
         self.names = tuple(b.name for b in self.backends)
         secrets = tuple(b.api_key for b in self.backends if b.api_key)
-        wire = transport_for or (lambda backend: RequestsTransport(settings))
+        wire = transport_for or (lambda backend: default_transport(settings, backend))
         self.clients = list(clients) if clients is not None else [
             UpstreamClient(settings, backend=b, secrets=secrets, transport=wire(b)) for b in self.backends]
         self._report = report or _NoReport()
@@ -102,7 +102,7 @@ class BackendPool:
     def open(self, method: str, path: str, *, json_body: dict | None = None,
              body_for: Callable[[str], dict] | None = None, model: str | None = None, stream: bool,
              deadline: Deadline, request_id: str | None = None,
-             accept: Callable[[str], bool] | None = None) -> BackendResponse:
+             accept: Callable[[str], bool] | None = None) -> Answer:
         """One backend call with failover; the answer's ``backend`` names who sent it.
 
         ``body_for(name)`` builds the body per backend (default ``json_body``); ``accept(name)``
@@ -210,3 +210,11 @@ def _fails_over(exc: UpstreamError) -> bool:
     if isinstance(exc, UpstreamHTTPError):
         return exc.status == 429 or exc.status >= 500
     return isinstance(exc, (UpstreamConnectError, UpstreamTimeout))
+
+
+def default_transport(settings: Settings, backend: Backend) -> Transport:
+    """The bridge's own HTTP/1.1 client for plain ``http://`` backends (``BACKEND_HTTP_CLIENT=wire``,
+    the default: a quarter of the CPU per call), ``requests`` for TLS and when configured."""
+    if settings.http_client == "wire" and backend.base_url.startswith("http://"):
+        return HTTPWire(settings)
+    return RequestsTransport(settings)

@@ -58,6 +58,9 @@ class Settings:
     ollama_version: str = "0.16.1"
     cors_origins: tuple[str, ...] = ()
     pool_maxsize: int = 1000
+    #: The HTTP client under the backend calls: "wire" (the bridge's own HTTP/1.1 client for
+    #: http:// backends, https:// still through requests) or "requests" (every backend).
+    http_client: str = "wire"
     web_concurrency: int = field(default_factory=lambda: os.cpu_count() or 2)
     worker_connections: int = 1000
     graceful_timeout_s: int = 25
@@ -134,6 +137,7 @@ class Settings:
             ollama_version=values.ollama_version(env.str("OLLAMA_VERSION") or "0.16.1"),
             cors_origins=env.list("CORS_ORIGINS"),
             pool_maxsize=env.int("UPSTREAM_POOL_SIZE", 1000, lo=1, hi=100_000),
+            http_client=env.choice("BACKEND_HTTP_CLIENT", "wire", ("wire", "requests")),
             web_concurrency=env.int("WEB_CONCURRENCY", os.cpu_count() or 2, lo=1, hi=256),
             worker_connections=env.int("WORKER_CONNECTIONS", 1000, lo=1, hi=100_000),
             graceful_timeout_s=env.int("GRACEFUL_TIMEOUT", 25, lo=0, hi=3600),

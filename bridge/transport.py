@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from http.client import RemoteDisconnected
-from typing import Protocol
+from typing import Any, Protocol
 
 import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
@@ -27,7 +27,7 @@ from .backend_response import BackendResponse, caused_by_timeout
 from .config import Settings
 from .errors import UpstreamConnectError, UpstreamProtocolError, UpstreamTimeout
 
-__all__ = ["ConnectTimeout", "RequestsTransport", "StaleConnection", "Transport"]
+__all__ = ["Answer", "ConnectTimeout", "RequestsTransport", "StaleConnection", "Transport"]
 
 _NO_PROXIES: dict[str, str] = {}
 
@@ -40,9 +40,31 @@ class ConnectTimeout(UpstreamTimeout):
     """No connection within the connect timeout: nothing was sent (safe to retry)."""
 
 
+class Answer(Protocol):
+    """A backend's answer as every caller sees it, whatever the wire (``BackendResponse`` over
+    ``requests``, ``WireResponse`` over the bridge's own HTTP client)."""
+
+    status: int
+    content_type: str
+    backend: str
+    headers_received_ns: int
+
+    def from_backend(self, name: str, redact: Callable[[str], str]) -> Answer: ...
+    @property
+    def content(self) -> bytes: ...
+    def json(self) -> dict[str, Any]: ...
+    def error_body(self, limit: int) -> bytes: ...
+    def header(self, name: str) -> str | None: ...
+    def iter_bytes(self) -> Iterator[bytes]: ...
+    def redact(self, text: str) -> str: ...
+    def when_done(self, callback: Callable[[], None]) -> None: ...
+    def close(self) -> None: ...
+    def release(self) -> None: ...
+
+
 class Transport(Protocol):
     def send(self, method: str, url: str, body: bytes | None, headers: dict[str, str], *, stream: bool,
-             timeout: tuple[float, float], idle_timeout_s: float) -> BackendResponse:
+             timeout: tuple[float, float], idle_timeout_s: float) -> Answer:
         """One exchange; the answer (any status) or an upstream error. ``stream=False`` reads the
         whole body before returning."""
         ...

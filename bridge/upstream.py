@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 
 from gevent import Timeout
 
-from .backend_response import BackendResponse
 from .backends import Backend
 from .config import DEFAULT_BACKEND, Settings
 from .errors import (
@@ -35,7 +34,7 @@ from .errors import (
 )
 from .ndjson import json_bytes
 from .translate.backend_errors import backend_error_message
-from .transport import ConnectTimeout, RequestsTransport, StaleConnection, Transport
+from .transport import Answer, ConnectTimeout, RequestsTransport, StaleConnection, Transport
 
 __all__ = ["UpstreamClient", "Deadline"]
 
@@ -94,7 +93,7 @@ class UpstreamClient:
 
     # -- calls ---------------------------------------------------------------------------------
     def open(self, method: str, path: str, *, json_body: dict[str, Any] | None = None, stream: bool,
-             deadline: Deadline, request_id: str | None = None, max_retries: int | None = None) -> BackendResponse:
+             deadline: Deadline, request_id: str | None = None, max_retries: int | None = None) -> Answer:
         """Send one request (with retries) and return an answer whose status is below 400.
 
         For ``stream=True`` the body is not read; the caller must ``release()`` or ``close()`` it.
@@ -150,7 +149,7 @@ class UpstreamClient:
                                                          "delay_ms": round(delay_s * 1000)})
             self._sleep(delay_s)
 
-    def _http_error(self, resp: BackendResponse) -> UpstreamHTTPError:
+    def _http_error(self, resp: Answer) -> UpstreamHTTPError:
         """A bounded read of an error answer, as the error it stands for (the connection dropped)."""
         retry_after = resp.header("Retry-After")
         body = resp.error_body(_MAX_ERROR_BODY_BYTES)

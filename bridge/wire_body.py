@@ -22,7 +22,6 @@ __all__ = ["Head", "BodyReader", "WireConn", "MAX_HEAD_BYTES", "read_head", "bod
 MAX_HEAD_BYTES = 64 * 1024
 _READ_SIZE = 64 * 1024
 _MAX_CHUNK_LINE = 4096
-_HEX = frozenset(b"0123456789abcdefABCDEF")
 _BROKEN = "backend connection broke mid-stream"
 
 # Body framings.
@@ -80,6 +79,7 @@ def read_head(conn: WireConn) -> Head | None:
     """The answer's head, skipping interim 1xx answers; None when the connection ended before a
     single byte arrived (the caller decides whether that is a stale pooled connection)."""
     received_any = bool(conn.buf)
+    budget = MAX_HEAD_BYTES  # shared by any interim answers
     while True:
         buf = conn.buf
         start = 0
@@ -87,7 +87,7 @@ def read_head(conn: WireConn) -> Head | None:
             end = buf.find(b"\r\n\r\n", start)
             if end >= 0:
                 break
-            if len(buf) > MAX_HEAD_BYTES:
+            if len(buf) > budget:
                 raise UpstreamProtocolError("backend sent a header block over 64 KiB")
             start = max(0, len(buf) - 3)
             if not conn.recv():
@@ -95,7 +95,8 @@ def read_head(conn: WireConn) -> Head | None:
                     return None
                 raise UpstreamProtocolError("backend closed the connection inside its headers")
             received_any = True
-        if end > MAX_HEAD_BYTES:
+        budget -= end + 4
+        if budget < 0:
             raise UpstreamProtocolError("backend sent a header block over 64 KiB")
         text = buf[:end].decode("latin-1")
         del buf[:end + 4]
@@ -186,8 +187,12 @@ class BodyReader:
             buf.clear()
             return data
         n = min(self._left, len(buf))
-        data = bytes(buf[:n])
-        del buf[:n]
+        if n == len(buf):
+            data = bytes(buf)
+            buf.clear()
+        else:
+            data = bytes(buf[:n])
+            del buf[:n]
         self._left -= n
         self.done = self._left == 0
         return data
@@ -219,52 +224,84 @@ class BodyReader:
         return self.done
 
     def _decode(self, limit: int) -> bytes:
-        """Decode the chunks buffered so far (partial chunk data included), up to ``limit`` bytes."""
+        """Decode the chunks buffered so far (partial chunk data included), up to ``limit`` bytes.
+        Walks the buffer by offset and trims it once (a stream's chunks are small and many)."""
         buf = self.conn.buf
-        out: list[bytes] = []
+        end = len(buf)
+        pos = 0
+        out: list[bytearray] = []
         size = 0
         state = self._state
-        while size < limit:
-            if state == _DATA:
-                if not buf:
-                    break
-                n = min(self._left, len(buf))
-                out.append(bytes(buf[:n]))
-                del buf[:n]
-                size += n
-                self._left -= n
-                if self._left:
-                    break
-                state = _DATA_END
-            elif state == _DATA_END:
-                if len(buf) < 2:
-                    break
-                if buf[0] != 13 or buf[1] != 10:
-                    raise UpstreamProtocolError("backend sent a malformed chunked body")
-                del buf[:2]
-                state = _SIZE
-            elif state == _SIZE or state == _TRAILER:
-                eol = buf.find(b"\r\n")
-                if eol < 0:
-                    if len(buf) > (_MAX_CHUNK_LINE if state == _SIZE else MAX_HEAD_BYTES):
+        left = self._left
+        try:
+            while size < limit:
+                if state == _DATA:
+                    if pos == end:
+                        break
+                    n = left if left < end - pos else end - pos
+                    out.append(buf[pos:pos + n])
+                    pos += n
+                    size += n
+                    left -= n
+                    if left:
+                        break
+                    state = _DATA_END
+                elif state == _DATA_END:
+                    if end - pos < 2:
+                        break
+                    if buf[pos] != 13 or buf[pos + 1] != 10:
                         raise UpstreamProtocolError("backend sent a malformed chunked body")
-                    break
-                line = bytes(buf[:eol])
-                del buf[:eol + 2]
-                if state == _TRAILER:
-                    if not line:
+                    pos += 2
+                    state = _SIZE
+                elif state == _SIZE:
+                    eol = buf.find(b"\r\n", pos)
+                    if eol < 0:
+                        if end - pos > _MAX_CHUNK_LINE:
+                            raise UpstreamProtocolError("backend sent a malformed chunked body")
+                        break
+                    left = _chunk_size(buf[pos:eol])
+                    pos = eol + 2
+                    if not left:
+                        state = _TRAILER
+                    elif pos + left + 2 <= end:  # the whole chunk is here (the usual case): in one step
+                        if buf[pos + left] != 13 or buf[pos + left + 1] != 10:
+                            raise UpstreamProtocolError("backend sent a malformed chunked body")
+                        out.append(buf[pos:pos + left])
+                        pos += left + 2
+                        size += left
+                        left = 0
+                    else:
+                        state = _DATA
+                elif state == _TRAILER:
+                    eol = buf.find(b"\r\n", pos)
+                    if eol < 0:
+                        if end - pos > MAX_HEAD_BYTES:
+                            raise UpstreamProtocolError("backend sent a chunked trailer over 64 KiB")
+                        break
+                    if eol == pos:
                         state = _DONE
                         self.done = True
-                        break
-                    continue
-                field = line.split(b";", 1)[0].strip(b" \t")
-                if not field or not _HEX.issuperset(field):
-                    raise UpstreamProtocolError("backend sent a malformed chunked body")
-                self._left = int(field, 16)
-                state = _DATA if self._left else _TRAILER
-            else:
-                break
-        self._state = state
+                    pos = eol + 2
+                else:
+                    break
+        finally:
+            del buf[:pos]
+            self._state = state
+            self._left = left
         if not out:
             return b""
-        return out[0] if len(out) == 1 else b"".join(out)
+        return bytes(out[0]) if len(out) == 1 else b"".join(out)
+
+
+def _chunk_size(line: bytearray) -> int:
+    """The size on a chunk-size line (extensions ignored). Hex as ``int`` reads it: a sign is
+    refused, the rest of its leniency (``0x``, ``_``) cannot mis-frame a body."""
+    if b";" in line:
+        line = line.partition(b";")[0]
+    try:
+        size = int(line, 16) if len(line) <= 16 else -1
+    except ValueError:
+        size = -1
+    if size < 0 or line.lstrip().startswith((b"+", b"-")):
+        raise UpstreamProtocolError("backend sent a malformed chunked body")
+    return size

@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--after-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="extra setting for this checkout's bridge only (e.g. BACKEND_HTTP_CLIENT=requests)")
     args = ap.parse_args(argv)
     raise_nofile(20000)
     tmp = Path(tempfile.mkdtemp(prefix="bridge-ab-"))
@@ -90,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         procs.append(fake)
         fake.wait_ready()
         env = {"OPENAI_API_BASE_URL": fake.url, "METRICS_ENABLED": "true"}
-        after = BridgeProcess(env, workers=2, tmp_dir=tmp, log_name="after")
+        after_env = dict(item.split("=", 1) for item in args.after_env)
+        after = BridgeProcess({**env, **after_env}, workers=2, tmp_dir=tmp, log_name="after")
         before = OtherBridge(args.other, env, workers=2, tmp_dir=tmp, log_name="before")
         hello = AnchorProcess("hello", tmp)
         proxy = AnchorProcess("proxy", tmp, backend_url=fake.url)

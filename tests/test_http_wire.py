@@ -238,6 +238,7 @@ def test_interim_answers_are_skipped():
 @pytest.mark.parametrize("reply", [
     b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (70 * 1024) + b"\r\nContent-Length: 0\r\n\r\n",
     b"HTTP/1.1 200 OK\r\n" + b"X-Many: b\r\n" * 7000 + b"\r\n",
+    b"HTTP/1.1 100 Continue\r\n\r\n" * 3000 + b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 0\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok",
     b"HTTP/1.1 200 OK\r\nBad header\r\n\r\n",
@@ -315,7 +316,7 @@ def test_the_upstream_client_streams_through_the_wire_with_retries():
                             retry_backoff_s=0.01, stream_idle_timeout_s=2.0, connect_timeout_s=1.0)
         w = HTTPWire(settings)
         sleeps: list[float] = []
-        up = UpstreamClient(settings, sleep=sleeps.append, transport=w)  # type: ignore[arg-type]
+        up = UpstreamClient(settings, sleep=sleeps.append, transport=w)
         body = {"model": "m1", "messages": [{"role": "user", "content": "hi"}], "stream": True}
         resp = up.open("POST", "/chat/completions", json_body=body, stream=True, deadline=Deadline.after(10))
         events = parse_sse(b"".join(resp.iter_bytes()))
@@ -332,7 +333,7 @@ def test_a_pooled_connection_closed_under_the_client_is_replaced_at_once():
     try:
         settings = Settings(backend_url=url, demo_backend=False, max_retries=0)
         sleeps: list[float] = []
-        up = UpstreamClient(settings, sleep=sleeps.append, transport=HTTPWire(settings))  # type: ignore[arg-type]
+        up = UpstreamClient(settings, sleep=sleeps.append, transport=HTTPWire(settings))
         for _ in range(3):
             assert up.json("GET", "/models", deadline=Deadline.after(5)) == {"object": "list", "data": []}
         assert sleeps == [] and len(connections) == 3

@@ -10,13 +10,13 @@ from typing import Any
 from flask import g, has_request_context
 
 from ..backend_pool import BackendPool
-from ..backend_response import BackendResponse
 from ..config import Settings
 from ..errors import ModelNotFound, UpstreamHTTPError
 from ..metrics.instrument import observation
 from ..modelmap import ModelMap
 from ..request_ids import request_id
 from ..translate.backend_errors import model_not_found_in_body
+from ..transport import Answer
 from ..upstream import Deadline
 
 __all__ = ["Services", "call_backend", "now_rfc3339", "require_listing", "resolve_model", "translate_not_found"]
@@ -70,7 +70,7 @@ def resolve_model(requested: str, services: Services) -> str:
 def call_backend(services: Services, path: str, openai_body: dict[str, Any], requested: str, *, stream: bool,
                  deadline: Deadline | None = None, rid: str | None = None,
                  body_for: Callable[[str], dict[str, Any]] | None = None,
-                 accept: Callable[[str], bool] | None = None) -> BackendResponse:
+                 accept: Callable[[str], bool] | None = None) -> Answer:
     """One backend call within the request's deadline, to a backend serving the model (failover
     before the first byte: ``BackendPool.open``); the backend saying it has no such model becomes
     our ``model 'x' not found`` (404). ``deadline``/``rid`` default to this request's (pass them
