@@ -12,7 +12,19 @@ import time
 
 from .translate.responses import Timings
 
-__all__ = ["RequestClock"]
+__all__ = ["RequestClock", "rfc3339_utc"]
+
+_second: list[object] = [None, ""]  # (epoch second, its "YYYY-MM-DDTHH:MM:SS"): formatted once a second
+
+
+def rfc3339_utc(now_s: float) -> str:
+    """``now_s`` (epoch seconds) as UTC RFC 3339 with microseconds and ``Z`` (what Go and Python
+    clients parse). Every chunk's ``created_at`` and every access line come here, so the date part
+    is formatted once a second (``strftime`` per call was 2 % of a worker's CPU on short streams)."""
+    sec = int(now_s)
+    if _second[0] != sec:
+        _second[:] = [sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))]
+    return f"{_second[1]}.{int((now_s - sec) * 1e6):06d}Z"
 
 
 class RequestClock:

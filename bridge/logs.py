@@ -11,6 +11,8 @@ from datetime import datetime, timezone
 import orjson  # the access line is written on every request (bridge/ndjson.py says why)
 from flask import g, has_request_context
 
+from .clock import rfc3339_utc
+
 __all__ = ["access", "configure_logging", "set_instance"]
 
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and is printed.
@@ -32,15 +34,6 @@ def _iso(created_s: float) -> str:
     return datetime.fromtimestamp(created_s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-_second: list = [None, ""]  # (epoch second, its "YYYY-MM-DDTHH:MM:SS"), formatted once per second
-
-
-def _iso_now(now_s: float) -> str:
-    """``_iso`` for the access line, on every request: the date part is formatted once a second."""
-    sec = int(now_s)
-    if _second[0] != sec:
-        _second[:] = [sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))]
-    return f"{_second[1]}.{int((now_s - sec) * 1e6):06d}Z"
 
 
 def _dumps_fast(line: dict) -> str:
@@ -107,7 +100,7 @@ class _AccessWriter:
             return
         now = time.time()
         if self.json:
-            text = _dumps_fast({"ts": _iso_now(now), "level": "INFO", "logger": "bridge.access", "msg": "request",
+            text = _dumps_fast({"ts": rfc3339_utc(now), "level": "INFO", "logger": "bridge.access", "msg": "request",
                                 **fields})
         else:
             extras = " ".join(f"{k}={v}" for k, v in fields.items() if k != "request_id")

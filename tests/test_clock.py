@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
-from bridge.clock import RequestClock
+from bridge.clock import RequestClock, rfc3339_utc
 
 
 def test_first_token_is_marked_once():
@@ -44,3 +45,11 @@ def test_headers_time_stands_in_for_the_first_token():
 def test_elapsed():
     clock = RequestClock(started_ns=time.monotonic_ns() - 2_000_000_000)
     assert 2.0 <= clock.elapsed_s() < 3.0
+
+
+def test_rfc3339_matches_datetime_formatting():
+    for now_s in (0.0, 1_767_225_599.999999, 1_767_225_600.000001, time.time()):
+        expected = datetime.fromtimestamp(now_s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        got = rfc3339_utc(now_s)
+        assert got[:20] == expected[:20] and abs(int(got[20:26]) - int(expected[20:26])) <= 1
+        assert got.endswith("Z") and len(got) == 27

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from flask import g, has_request_context
 
 from ..backend_pool import BackendPool
+from ..clock import rfc3339_utc
 from ..config import Settings
 from ..errors import ModelNotFound, UpstreamHTTPError
 from ..metrics.instrument import observation
@@ -102,6 +103,6 @@ def translate_not_found(exc: UpstreamHTTPError, requested: str) -> Exception:
 
 
 def now_rfc3339() -> str:
-    """UTC RFC 3339 with microseconds and ``Z`` (what Go and Python clients parse)."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Now as UTC RFC 3339 with microseconds and ``Z`` (``created_at``, ``modified_at``)."""
+    return rfc3339_utc(time.time())
 
