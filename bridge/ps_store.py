@@ -50,6 +50,12 @@ class PsStore:
         """``with store.locked(exclusive=...) as io``: ``io`` is None when the store cannot be used."""
         return _Locked(self, exclusive)
 
+    def peek(self, offset: int, size: int) -> bytes | None:
+        """``size`` bytes at ``offset`` without taking the lock (for a value written in one
+        aligned store, e.g. a counter); None when the store cannot be used."""
+        io = self._open()
+        return None if io is None else io.read(offset, size)
+
     def _open(self) -> StoreIO | None:
         """This process's handle on the store (reopened after a fork: flock is per open file)."""
         pid = self._pid_fn()

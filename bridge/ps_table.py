@@ -11,9 +11,17 @@ written and read under ``flock`` (ps_store.py). Without a directory the same tab
 process's memory. At most ``capacity`` (64) entries: names come from clients, so a full table evicts
 the entry that expires first. This module owns the entries' rules and their layout in the bytes.
 
+A worker that wrote an entry less than a second ago does not rewrite it for the same request
+again (two file locks and three system calls per request, ~5 % of a worker's CPU): the entry's
+``expires_at`` may then lag by up to a second. The skip holds only while the table's generation
+(bumped by every removal and every eviction) is the one this worker saw, so a model another
+worker unloaded or evicted is listed again by the next request, and only for a keep_alive of a
+minute or more.
+
 File layout (little endian)::
 
-    header (64 bytes): magic "BRPSTAB1", version u32, capacity u32, field bytes u32
+    header (64 bytes): magic "BRPSTAB1", version u32, capacity u32, field bytes u32 ... generation
+                       u64 at byte 56 (removals and evictions)
     index  (capacity x 32 bytes): used u8 | pad 7 | key hash u64 | expires f64 | touched f64
     names  (capacity x 2 x (2 + field bytes)): name length u16 + UTF-8 name, then the backend id's
 """
@@ -49,6 +57,12 @@ _INDEX = struct.Struct("<B7xQdd")  # used, key hash, expires (unix s; inf = fore
 _FIELD_BYTES = 2048  # 512 characters (the longest name a route accepts) of up to 4 UTF-8 bytes each
 _LEN = struct.Struct("<H")
 _NAME_SLOT = 2 * (_LEN.size + _FIELD_BYTES)
+_GENERATION = struct.Struct("<Q")
+_GENERATION_AT = 56
+#: A worker's own recent write stands for this long (for keep_alives of at least _SKIP_MIN_KEEP_S).
+_RECENT_S = 1.0
+_SKIP_MIN_KEEP_S = 60.0
+_RECENT_MAX = 256  # (name, backend, keep_alive) memos per worker: names come from clients
 _DEFAULT_HOST = "registry.ollama.ai"
 _DEFAULT_NAMESPACE = "library"
 
@@ -97,6 +111,8 @@ class PsTable:
         self._store = PsStore(directory, FILE_NAME, size=self._size, pid=pid,
                               header=_HEADER.pack(_MAGIC, _VERSION, capacity, _FIELD_BYTES))
         self.path = self._store.path
+        # (name, backend id, keep_alive s) -> (when this worker wrote it, the generation it saw)
+        self._recent: dict[tuple[str, str, float], tuple[float, int]] = {}
 
     # -- what routes call --------------------------------------------------------------------
 
@@ -112,6 +128,10 @@ class PsTable:
             log.debug("name too long for the ps table, not listed")
             return
         now = self._clock()
+        memo = (name, backend_id, seconds)
+        seen = self._recent.get(memo)
+        if seen is not None and 0 <= now - seen[0] < _RECENT_S and self._generation() == seen[1]:
+            return  # this worker wrote it a moment ago and nothing was removed or evicted since
         expires = FOREVER if math.isinf(seconds) else now + seconds
         key = _key(shown)
         with self._store.locked(exclusive=True) as io:
@@ -121,10 +141,17 @@ class PsTable:
             slot = self._find(io, slots, key, encoded)
             if slot is None:  # a new entry; a known one keeps the spelling it was first listed with
                 slot = self._victim(slots, now)
+                if slots[slot][0]:  # an entry is pushed out (expired or evicted): others must rewrite theirs
+                    self._bump(io)
                 io.write(self._names_at + slot * _NAME_SLOT,
                          _LEN.pack(len(encoded)) + encoded.ljust(_FIELD_BYTES, b"\0")
                          + _LEN.pack(len(backend)) + backend.ljust(_FIELD_BYTES, b"\0"))
             io.write(self._index_at + slot * _INDEX.size, _INDEX.pack(1, key, expires, now))
+            generation = _GENERATION.unpack(io.read(_GENERATION_AT, _GENERATION.size))[0]
+        if seconds >= _SKIP_MIN_KEEP_S:
+            if len(self._recent) >= _RECENT_MAX:
+                self._recent.clear()
+            self._recent[memo] = (now, generation)
 
     def remove(self, name: str) -> None:
         """Take ``name`` off the list (keep_alive 0: Ollama unloads it at once)."""
@@ -136,6 +163,7 @@ class PsTable:
             slot = self._find(io, self._read_index(io), _key(shown), encoded)
             if slot is not None:
                 io.write(self._index_at + slot * _INDEX.size, _INDEX.pack(0, 0, 0.0, 0.0))
+                self._bump(io)
 
     def running(self) -> list[PsEntry]:
         """Unexpired entries, the longest time left first (as Ollama sorts them)."""
@@ -154,6 +182,15 @@ class PsTable:
         return out
 
     # -- layout ------------------------------------------------------------------------------
+
+    def _generation(self) -> int:
+        raw = self._store.peek(_GENERATION_AT, _GENERATION.size)
+        return -1 if raw is None else int(_GENERATION.unpack(raw)[0])
+
+    @staticmethod
+    def _bump(io: StoreIO) -> None:
+        (generation,) = _GENERATION.unpack(io.read(_GENERATION_AT, _GENERATION.size))
+        io.write(_GENERATION_AT, _GENERATION.pack(generation + 1))
 
     def _read_index(self, io: StoreIO) -> list[tuple[int, int, float, float]]:
         raw = io.read(self._index_at, self.capacity * _INDEX.size)

@@ -178,3 +178,56 @@ def test_two_processes_share_one_list(tmp_path):
     backends = {e.name.split("-")[0]: e.backend_id for e in parent.running()}
     assert backends == {"a": "backend-a", "b": "backend-b"}
     assert sorted(e.name for e in PsTable(str(tmp_path)).running()) == names
+
+
+class _Wall:
+    """A settable wall clock shared by two tables (two workers)."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_repeat_within_a_second_is_not_rewritten(tmp_path):
+    wall = _Wall()
+    a = PsTable(str(tmp_path), clock=wall)
+    a.touch("m", "m", 300)
+    first = a.running()[0]
+    wall.now += 0.5
+    a.touch("m", "m", 300)  # skipped: written by this worker half a second ago
+    assert a.running()[0] == first
+    wall.now += 0.6
+    a.touch("m", "m", 300)  # over a second: rewritten
+    assert a.running()[0].expires_at == wall.now + 300
+
+
+def test_a_model_another_worker_removed_is_listed_again_at_once(tmp_path):
+    wall = _Wall()
+    a, b = PsTable(str(tmp_path), clock=wall), PsTable(str(tmp_path), clock=wall)
+    a.touch("m", "m", 300)
+    b.touch("m", "m", 0)  # unload on another worker
+    assert a.running() == []
+    wall.now += 0.1
+    a.touch("m", "m", 300)  # within the second, but the table changed: written
+    assert [e.name for e in b.running()] == ["m:latest"]
+
+
+def test_a_model_evicted_by_another_worker_is_listed_again_at_once(tmp_path):
+    wall = _Wall()
+    a, b = PsTable(str(tmp_path), capacity=1, clock=wall), PsTable(str(tmp_path), capacity=1, clock=wall)
+    a.touch("m1", "m1", 300)
+    b.touch("m2", "m2", 600)  # the only slot: m1 is evicted
+    wall.now += 0.1
+    a.touch("m1", "m1", 300)
+    assert [e.name for e in b.running()] == ["m1:latest"]
+
+
+def test_short_keep_alives_are_always_written(tmp_path):
+    wall = _Wall()
+    a = PsTable(str(tmp_path), clock=wall)
+    a.touch("m", "m", 0.5)
+    wall.now += 0.4
+    a.touch("m", "m", 0.5)
+    assert a.running()[0].expires_at == wall.now + 0.5
