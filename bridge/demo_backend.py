@@ -104,6 +104,8 @@ class DemoBackend:
         if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
             return _error(start_response, "400 Bad Request", "input must be a string or a list of strings")
         dim = body["dimensions"] if isinstance(body.get("dimensions"), int) else _EMBED_DIM
+        if not 1 <= dim <= 4096:
+            return _error(start_response, "400 Bad Request", "dimensions must be between 1 and 4096")
         data = [{"object": "embedding", "index": i, "embedding": _embedding(t, dim)} for i, t in enumerate(inputs)]
         tokens = sum(_count(t) for t in inputs)
         return self._json(start_response, {"object": "list", "data": data, "model": body["model"],
@@ -168,7 +170,7 @@ def _prompt_text(body: dict, chat: bool) -> str:
         if isinstance(message, dict) and message.get("role") == "user":
             content = message.get("content")
             if isinstance(content, list):  # content parts: keep the text ones
-                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+                content = " ".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
             return content if isinstance(content, str) else ""
     return ""
 

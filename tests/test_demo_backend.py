@@ -120,7 +120,7 @@ def test_chat_answer_with_usage(client):
 def test_chat_answers_the_last_user_message_and_reads_text_parts(client):
     messages = [{"role": "user", "content": "first"}, {"role": "assistant", "content": "x"},
                 {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "image_url"},
-                                             {"type": "text", "text": "there"}]},
+                                             {"type": "text", "text": None}, {"type": "text", "text": "there"}]},
                 {"role": "system", "content": "ignored"}]
     resp = client.post("/v1/chat/completions", json={"model": "demo", "messages": messages})
     assert resp.json["choices"][0]["message"]["content"] == "Hello from the bridge demo backend! You said: hi there"
@@ -231,6 +231,13 @@ def test_embeddings_are_deterministic_and_take_a_string_and_dimensions(client):
     assert math.isclose(sum(v * v for v in wide["data"][0]["embedding"]), 1.0, abs_tol=1e-4)
     ignored = client.post("/v1/embeddings", json={"model": "demo-embed", "input": "three", "dimensions": "48"}).json
     assert len(ignored["data"][0]["embedding"]) == 16
+
+
+@pytest.mark.parametrize("dimensions", [0, -1, 4097, 10**9])
+def test_embeddings_refuse_dimensions_out_of_range(client, dimensions):
+    resp = client.post("/v1/embeddings", json={"model": "demo-embed", "input": "x", "dimensions": dimensions})
+    assert resp.status_code == 400
+    assert resp.json["error"]["message"] == "dimensions must be between 1 and 4096"
 
 
 @pytest.mark.parametrize("inputs", [None, 5, [1, 2], ["ok", None], {"text": "x"}])

@@ -19,7 +19,9 @@ def read_json_object() -> dict:
     if not raw.strip():
         raise ClientRequestError("request body is empty; expected a JSON object")
     try:
-        body = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float,
+        # Decoded as UTF-8 first: json.loads(bytes) would also take UTF-16/32 and a BOM, which
+        # Ollama (Go) refuses.
+        body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float,
                           parse_int=_int64)
     except UnicodeDecodeError:
         raise ClientRequestError("request body is not valid UTF-8") from None
@@ -42,7 +44,8 @@ def _reject_constant(name: str) -> None:
 def _int64(text: str) -> int:
     # Ollama (Go) and OpenAI-compatible servers read integers as 64-bit: a bigger one is a 400
     # there, so it is one here too, not a request the backend may mis-read.
-    value = int(text)
+    # More than 19 digits never fits (and int() of over 4,300 digits fails with Python's own message).
+    value = int(text) if len(text) <= 20 else 2**63
     if not -(2**63) <= value < 2**63:
         raise ValueError(f"number {text[:40]} is out of range for a 64-bit integer")
     return value
@@ -65,7 +68,7 @@ def require_model_name(body: dict[str, Any], default_model: str | None, *,
             continue
         if not isinstance(value, str):
             raise ClientRequestError(f"'{key}' must be a string")
-        if len(value) > 512 or any(ord(c) < 32 for c in value):
+        if len(value) > 512 or any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029" for c in value):
             raise ClientRequestError(f"'{key}' is not a valid model name")
         return value
     if default_model:

@@ -88,6 +88,18 @@ def test_the_out_of_range_message_quotes_at_most_40_characters_of_the_number():
     number = "9" * 200
     message = refused(f'{{"seed": {number}}}')
     assert message == f"invalid JSON in request body: number {'9' * 40} is out of range for a 64-bit integer"
+    # Past Python's 4,300-digit int() limit the message is still ours, not the interpreter's.
+    assert refused(f'{{"seed": {"9" * 5000}}}') == message
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ('{"a": 1}'.encode("utf-16"), "request body is not valid UTF-8"),
+    ('{"a": 1}'.encode("utf-32"), "request body is not valid UTF-8"),
+    (b"\xef\xbb\xbf" + b'{"a": 1}',
+     "invalid JSON in request body: Unexpected UTF-8 BOM (decode using utf-8-sig) at position 0"),
+])
+def test_only_utf8_without_a_bom_is_read_as_ollama_does(data, message):
+    assert refused(data) == message
 
 
 @pytest.mark.parametrize("data", [b"[" * 100_000, b'{"a":' * 100_000, b'{"a": ' + b"[" * 100_000])
@@ -157,7 +169,7 @@ def test_a_non_string_model_is_refused_even_with_a_later_valid_key():
         require_model_name({"model": 7, "name": "ok"}, None, keys=("model", "name"))
 
 
-@pytest.mark.parametrize("value", ["a\nb", "a\x00", "\tm", "m\x1f", "m\r"])
+@pytest.mark.parametrize("value", ["a\nb", "a\x00", "\tm", "m\x1f", "m\r", "m\x7f", "m\x85", "m\u2028", "m\u2029"])
 def test_control_characters_are_refused(value):
     with pytest.raises(ClientRequestError, match="^'model' is not a valid model name$"):
         require_model_name({"model": value}, None)
