@@ -70,16 +70,17 @@ class Metrics:
             self._safely(self.prom.stream_started)
 
     def finished(self, record: Record, *, backend: str | None, key: str | None, stream_started: bool) -> None:
-        """A counted request is over: its gauges come down and its record is accounted."""
-        if self.enabled:
-            self._safely(self.prom.request_finished, record.route)
-            if stream_started:
-                self._safely(self.prom.stream_finished)
-        self.observe(record, backend=backend, key=key)
+        """A counted request is over: its gauges come down and its record is accounted, in one
+        batch of metric writes."""
+        self._account(record, backend, key, open_gauges=(record.route, stream_started))
 
     def observe(self, record: Record, *, backend: str | None = None, key: str | None = None) -> None:
-        """Account one finished request (``backend`` that answered it, inbound ``key`` name).
-        Never raises: metrics must not break a response."""
+        """Account one finished request (``backend`` that answered it, inbound ``key`` name)."""
+        self._account(record, backend, key, open_gauges=None)
+
+    def _account(self, record: Record, backend: str | None, key: str | None,
+                 open_gauges: tuple[str, bool] | None) -> None:
+        """Never raises: metrics must not break a response."""
         if not self.enabled:
             return
         try:
@@ -90,9 +91,7 @@ class Metrics:
                 except Exception:  # a broken mapping must not lose the record
                     label = "other"
             rec = record.normalised(model=label)
-            self.prom.observe(rec)
-            if backend is not None or key is not None:
-                self.prom.observe_usage(rec, backend, key)
+            self.prom.observe(rec, backend=backend, key=key, open_gauges=open_gauges)
             self.collector.append(rec)
             now = time.monotonic()
             if now >= self._next_process_refresh:

@@ -11,14 +11,17 @@ otherwise each :class:`PromMetrics` owns a private registry, which keeps tests i
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
 from collections.abc import Iterable
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, disable_created_metrics, generate_latest
-from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.metrics import Histogram, MetricWrapperBase
 from prometheus_client.metrics_core import Metric
 
+from . import mmap_value
 from .families import LONG_BUCKETS, MAX_GAP_BUCKETS, QUEUE_BUCKETS, TPOT_BUCKETS, TTFT_BUCKETS, MetricFamilies
+from .mmap_value import Value, add_all
 from .records import OUTCOMES, Record
 from .scrape import Cumulative, cumulative_totals, prometheus_multiprocess, scrape_registry
 from .system import ProcessSnapshot
@@ -40,15 +43,21 @@ _NO_MODEL = "none"
 
 _M = TypeVar("_M", bound=MetricWrapperBase)
 
+# A series' values: (the value, or a histogram's sum; its bucket bounds; its bucket values).
+_Targets = tuple[Value, tuple[float, ...], tuple[Value, ...]]
+
 
 class PromMetrics(MetricFamilies):
     """The bridge's Prometheus metrics. One :meth:`observe` per finished request."""
 
     def __init__(self, *, version: str, multiproc_dir: str | None, backends: tuple[str, ...] = (),
                  keys: tuple[str, ...] = ()) -> None:
+        # Before the first metric is built: every value then takes batched writes (mmap_value.py).
+        mmap_value.install()
         self.multiprocess = prometheus_multiprocess()
         self.multiproc_dir = multiproc_dir
         self._children: dict[tuple[MetricWrapperBase, tuple[str, ...]], MetricWrapperBase] = {}
+        self._values: dict[tuple[MetricWrapperBase, tuple[str, ...]], _Targets] = {}
         if multiproc_dir and not self.multiprocess:
             log.warning(
                 "metrics dir %s given but PROMETHEUS_MULTIPROC_DIR was not set before "
@@ -87,23 +96,6 @@ class PromMetrics(MetricFamilies):
         """Count one backend call sent without ``param``, a field the bridge adds itself."""
         self._child(self.param_dropped, param).inc()
 
-    def observe_usage(self, rec: Record, backend: str | None, key: str | None) -> None:
-        """The per-backend and per-key figures of one finished request (``rec`` normalised)."""
-        child = self._child
-        if backend in self.backend_names:
-            if rec.tokens_in:
-                child(self.backend_tokens, backend, "input").inc(rec.tokens_in)
-            if rec.tokens_out:
-                child(self.backend_tokens, backend, "output").inc(rec.tokens_out)
-            if rec.stream and rec.ttft_s is not None:
-                child(self.backend_ttft, backend).observe(rec.ttft_s)
-        if key in self.key_names:
-            child(self.key_requests, key).inc()
-            if rec.tokens_in:
-                child(self.key_tokens, key, "input").inc(rec.tokens_in)
-            if rec.tokens_out:
-                child(self.key_tokens, key, "output").inc(rec.tokens_out)
-
     def backend_attempt(self, backend: str, outcome: str) -> None:
         if backend in self.backend_names:
             self._child(self.backend_requests, backend, outcome if outcome in OUTCOMES else "error").inc()
@@ -123,41 +115,71 @@ class PromMetrics(MetricFamilies):
     def request_started(self, route: str) -> None:
         self._child(self.in_progress, route).inc()
 
-    def request_finished(self, route: str) -> None:
-        self._child(self.in_progress, route).dec()
-
     def stream_started(self) -> None:
         self.active_streams.inc()
 
-    def stream_finished(self) -> None:
-        self.active_streams.dec()
-
-    def observe(self, rec: Record) -> None:
-        """Every metric update for one finished request (a fixed, small number of updates)."""
-        child = self._child
+    def observe(self, rec: Record, *, backend: str | None = None, key: str | None = None,
+                open_gauges: tuple[str, bool] | None = None) -> None:
+        """Every metric update for one finished request (``rec`` normalised; ``backend`` that
+        answered it and inbound ``key`` name, when known), written as one batch: one lock and one
+        fork check in multiprocess mode (``mmap_value.add_all``). ``open_gauges`` (route, whether
+        a stream was counted open) brings the in-progress gauges down in the same batch."""
+        batch = _Batch(self)
         route, method = rec.route, rec.method
-        child(self.requests, route, method, str(rec.status)).inc()
-        child(self.duration, route, method).observe(rec.duration_s)
-        child(self.outcomes, route, rec.outcome).inc()
+        if open_gauges is not None:
+            batch.inc(self.in_progress, -1, open_gauges[0])
+            if open_gauges[1]:
+                batch.inc(self.active_streams, -1)
+        batch.inc(self.requests, 1, route, method, str(rec.status))
+        batch.observe(self.duration, rec.duration_s, route, method)
+        batch.inc(self.outcomes, 1, route, rec.outcome)
         if rec.bytes_out:
-            child(self.response_bytes, route).inc(rec.bytes_out)
+            batch.inc(self.response_bytes, rec.bytes_out, route)
         if rec.queue_s is not None:
-            self.queue.observe(rec.queue_s)
+            batch.observe(self.queue, rec.queue_s)
         model = rec.model or _NO_MODEL
         if rec.model is not None:
-            child(self.upstream, model, rec.outcome).inc()
+            batch.inc(self.upstream, 1, model, rec.outcome)
         if rec.tokens_in:
-            child(self.tokens, model, "input").inc(rec.tokens_in)
+            batch.inc(self.tokens, rec.tokens_in, model, "input")
         if rec.tokens_out:
-            child(self.tokens, model, "output").inc(rec.tokens_out)
+            batch.inc(self.tokens, rec.tokens_out, model, "output")
         if rec.stream:
-            child(self.streams, route, rec.outcome).inc()
+            batch.inc(self.streams, 1, route, rec.outcome)
             if rec.ttft_s is not None:
-                child(self.ttft, model).observe(rec.ttft_s)
+                batch.observe(self.ttft, rec.ttft_s, model)
             if rec.tpot_s is not None and rec.outcome == "ok":
-                child(self.tpot, model).observe(rec.tpot_s)
+                batch.observe(self.tpot, rec.tpot_s, model)
             if rec.max_gap_s is not None:
-                self.max_gap.observe(rec.max_gap_s)
+                batch.observe(self.max_gap, rec.max_gap_s)
+        if backend in self.backend_names:
+            if rec.tokens_in:
+                batch.inc(self.backend_tokens, rec.tokens_in, backend, "input")
+            if rec.tokens_out:
+                batch.inc(self.backend_tokens, rec.tokens_out, backend, "output")
+            if rec.stream and rec.ttft_s is not None:
+                batch.observe(self.backend_ttft, rec.ttft_s, backend)
+        if key in self.key_names:
+            batch.inc(self.key_requests, 1, key)
+            if rec.tokens_in:
+                batch.inc(self.key_tokens, rec.tokens_in, key, "input")
+            if rec.tokens_out:
+                batch.inc(self.key_tokens, rec.tokens_out, key, "output")
+        add_all(batch.updates)
+
+    def _targets(self, metric: MetricWrapperBase, labels: tuple[str, ...]) -> _Targets:
+        """The value objects behind one series, cached like the children (bounded the same way)."""
+        found = self._values.get((metric, labels))
+        if found is None:
+            series = self._child(metric, *labels) if labels else metric
+            # prometheus_client keeps a series' values in these attributes (pinned version; the
+            # exactness tests in tests/metrics/test_prom.py fail if that ever changes).
+            if isinstance(series, Histogram):
+                found = (series._sum, tuple(series._upper_bounds), tuple(series._buckets))
+            else:
+                found = (cast(Any, series)._value, (), ())
+            self._values[(metric, labels)] = found
+        return found
 
     def set_process(self, snap: ProcessSnapshot) -> None:
         self.rss.set(snap.rss_bytes)
@@ -181,3 +203,25 @@ class PromMetrics(MetricFamilies):
     def cumulative(self) -> Cumulative:
         """Exact cumulative totals over all workers, for the JSON summary."""
         return cumulative_totals(self.families(), self.backend_names, self.key_names)
+
+
+class _Batch:
+    """One request's metric updates, gathered so they are written together."""
+
+    __slots__ = ("targets", "updates")
+
+    def __init__(self, prom: PromMetrics) -> None:
+        self.targets = prom._targets
+        self.updates: list[tuple[Value, float]] = []
+
+    def inc(self, metric: MetricWrapperBase, amount: float, *labels: str) -> None:
+        self.updates.append((self.targets(metric, labels)[0], amount))
+
+    def observe(self, metric: MetricWrapperBase, amount: float, *labels: str) -> None:
+        total, bounds, buckets = self.targets(metric, labels)
+        self.updates.append((total, amount))
+        # The first bucket whose bound is >= amount (stored per bucket, not cumulative, as
+        # prometheus_client does in multiprocess mode); NaN lands in none, as there.
+        i = bisect_left(bounds, amount)
+        if i < len(bounds) and amount <= bounds[i]:
+            self.updates.append((buckets[i], 1.0))

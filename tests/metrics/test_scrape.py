@@ -54,9 +54,8 @@ def test_cumulative_totals_from_families():
     prom = PromMetrics(version="t", multiproc_dir=None, backends=("a", "b"), keys=("k",))
     rec = Record(ts_s=1.0, route="/api/chat", method="POST", status=200, duration_s=0.5, stream=True,
                  ttft_s=0.05, tokens_in=7, tokens_out=4, model="m1")
-    prom.observe(rec)
+    prom.observe(rec, backend="a", key="k")
     prom.observe(Record(ts_s=2.0, route="/api/chat", method="POST", status=504, duration_s=9.0, outcome="timeout"))
-    prom.observe_usage(rec, "a", "k")
     prom.backend_attempt("a", "ok")
     prom.backend_state("b", 2)
     prom.backend_in_flight_add("b", 1)
