@@ -14,10 +14,10 @@ built; without ``PROMETHEUS_MULTIPROC_DIR`` prometheus_client's in-memory value 
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, cast
 
+from gevent.monkey import get_original
 from prometheus_client import values
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
@@ -43,8 +43,11 @@ class _ProcessFiles:
     """This process's value files, one per metric type (and gauge mode), reopened after a fork."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        # The OS lock, even in a gevent-patched worker: nothing under it can yield to another
+        # greenlet (mmap writes, opening a local file), and it costs a tenth of gevent's lock.
+        self.lock = get_original("_thread", "allocate_lock")()
         self.pid = os.getpid()
+        self.forked = False  # set in a forked child (os.register_at_fork): no getpid per batch
         self.by_prefix: dict[str, _File] = {}
         self.values: list[MmapValue] = []  # bounded: one per labelled child, label values are closed sets
 
@@ -58,18 +61,22 @@ class _ProcessFiles:
     def check_fork(self) -> None:
         """Called under the lock before any write: a forked child starts its own files from its
         own values (as prometheus_client does), never writing into its parent's."""
-        pid = os.getpid()
-        if pid == self.pid:
+        if not self.forked:
             return
-        self.pid = pid
+        self.forked = False
+        self.pid = os.getpid()
         for old in self.by_prefix.values():
             old.close()
         self.by_prefix.clear()
         for value in self.values:
             value.reopen()
 
+    def after_fork_in_child(self) -> None:
+        self.forked = True
+
 
 _FILES = _ProcessFiles()
+os.register_at_fork(after_in_child=_FILES.after_fork_in_child)
 
 
 class MmapValue:
