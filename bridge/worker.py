@@ -80,6 +80,14 @@ class HeaderDeadlineSocket:
             self._deadline = time.monotonic() + self._header_s
         return data
 
+    def sendall(self, data, flags: int = 0) -> None:
+        # gevent's sendall asks the kernel for SO_SNDBUF (a getsockopt system call) before every
+        # write; one send takes a whole response or stream write in the usual case, and gevent's
+        # sendall delivers whatever that send left (waiting for the client as it always did).
+        sent = self._sock.send(data, flags) if data else 0
+        if sent < len(data):
+            self._sock.sendall(memoryview(data)[sent:], flags)
+
     def __getattr__(self, name: str):
         return getattr(self._sock, name)
 
