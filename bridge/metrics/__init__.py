@@ -83,6 +83,7 @@ class Metrics:
         """Never raises: metrics must not break a response."""
         if not self.enabled:
             return
+        written = False
         try:
             label = None
             if record.model is not None:
@@ -91,14 +92,17 @@ class Metrics:
                 except Exception:  # a broken mapping must not lose the record
                     label = "other"
             rec = record.normalised(model=label)
-            self.prom.observe(rec, backend=backend, key=key, open_gauges=open_gauges)
+            self.prom.observe(rec, backend=backend, key=key, open_gauges=open_gauges)  # all or nothing
+            written = True
             self.collector.append(rec)
             now = time.monotonic()
             if now >= self._next_process_refresh:
                 self._next_process_refresh = now + PROCESS_REFRESH_S
                 self.refresh_process()
-        except Exception:  # pragma: no cover - defensive
+        except Exception:
             log.exception("metrics: failed to record a request")
+            if open_gauges is not None and not written:  # never leave a finished request in progress
+                self._safely(self.prom.gauges_down, *open_gauges)
 
     def param_dropped(self, param: str) -> None:
         """Count a backend call sent without a field the bridge added (issue 18; bridge/routes/params.py)."""

@@ -82,7 +82,7 @@ os.register_at_fork(after_in_child=_FILES.after_fork_in_child)
 class MmapValue:
     """One float of one series, mirrored into this process's file on every change."""
 
-    _multiprocess = True  # read by prometheus_client (gauge modes, exemplars)
+    _multiprocess = True  # the marker prometheus_client's own file-backed value carries
 
     def __init__(self, typ: str, metric_name: str, name: str, labelnames: Iterable[str],
                  labelvalues: Iterable[str], help_text: str, multiprocess_mode: str = "",
@@ -130,7 +130,7 @@ class MmapValue:
 
 def add_all(updates: Iterable[tuple[Value, float]]) -> None:
     """Apply ``(value, amount)`` pairs: under one lock and one fork check when every value is an
-    :class:`MmapValue` (a scrape never sees half of them), one by one otherwise."""
+    :class:`MmapValue`, one by one otherwise (prometheus_client's in-memory values)."""
     pending = updates if isinstance(updates, list) else list(updates)
     if all(type(value) is MmapValue for value, _ in pending):
         with _FILES.lock:

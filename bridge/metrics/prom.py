@@ -118,6 +118,13 @@ class PromMetrics(MetricFamilies):
     def stream_started(self) -> None:
         self.active_streams.inc()
 
+    def gauges_down(self, route: str, streamed: bool) -> None:
+        """What :meth:`observe` does to the in-progress gauges, alone (when a record could not be
+        accounted)."""
+        self._child(self.in_progress, route).dec()
+        if streamed:
+            self.active_streams.dec()
+
     def observe(self, rec: Record, *, backend: str | None = None, key: str | None = None,
                 open_gauges: tuple[str, bool] | None = None) -> None:
         """Every metric update for one finished request (``rec`` normalised; ``backend`` that

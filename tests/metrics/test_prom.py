@@ -103,3 +103,34 @@ def test_param_dropped_inc_counts_the_child():
     prom.param_dropped_inc("stream_options")
     assert prom.param_dropped.labels("stream_options")._value.get() == 2.0
     assert prom._child(prom.param_dropped, "stream_options") is prom.param_dropped.labels("stream_options")
+
+
+def gauges(m: Metrics, route: str) -> tuple[float, float]:
+    fams = families(m)
+    return (value(fams, "bridge_http_requests_in_progress", "bridge_http_requests_in_progress", route=route),
+            value(fams, "bridge_active_streams", "bridge_active_streams"))
+
+
+def test_finished_brings_the_gauges_down_with_the_record():
+    m = Metrics(window=10, version="x", multiproc_dir=None)
+    m.request_started("/api/chat")
+    m.stream_started()
+    assert gauges(m, "/api/chat") == (1, 1)
+    m.finished(Record(ts_s=1.0, route="/api/chat", method="POST", status=200, duration_s=0.1, stream=True),
+               backend=None, key=None, stream_started=True)
+    assert gauges(m, "/api/chat") == (0, 0)
+    assert value(families(m), "bridge_streams", "bridge_streams_total", route="/api/chat", outcome="ok") == 1
+
+
+def test_a_record_that_cannot_be_accounted_still_brings_the_gauges_down(monkeypatch):
+    m = Metrics(window=10, version="x", multiproc_dir=None)
+    m.request_started("/api/chat")
+    m.stream_started()
+
+    def broken(*_a, **_k):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(m.prom, "observe", broken)
+    m.finished(Record(ts_s=1.0, route="/api/chat", method="POST", status=200, duration_s=0.1, stream=True),
+               backend=None, key=None, stream_started=True)  # never raises
+    assert gauges(m, "/api/chat") == (0, 0)
