@@ -14,6 +14,7 @@ built; without ``PROMETHEUS_MULTIPROC_DIR`` prometheus_client's in-memory value 
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, cast
 
@@ -31,12 +32,19 @@ class Value(Protocol):
 
 
 class _File(Protocol):
+    # MmapedDict's own fields (prometheus-client is pinned; tests/metrics/test_mmap_value.py reads
+    # the files back with its reader): the mapping, remapped when the file grows, and each key's
+    # fixed offset.
+    _m: Any
+    _positions: dict[str, int]
+
     def read_value(self, key: str) -> tuple[float, float]: ...
     def write_value(self, key: str, value: float, timestamp: float) -> None: ...
     def close(self) -> None: ...
 
 
 _open_file = cast(Callable[[str], _File], MmapedDict)  # prometheus_client's file, unannotated there
+_pack_value = struct.Struct("d").pack  # the slot's first double, native order as MmapedDict writes it
 
 
 class _ProcessFiles:
@@ -98,12 +106,16 @@ class MmapValue:
     def reopen(self) -> None:
         """Point at this process's file and take the value stored there (0 for a new series)."""
         self._file = _FILES.file(self._prefix)
-        self._value, _ = self._file.read_value(self._key)
+        self._value, _ = self._file.read_value(self._key)  # creates the slot: its offset is now fixed
+        self._pos = self._file._positions[self._key]
 
     def add(self, amount: float) -> None:
-        """Caller holds the lock and has checked for a fork."""
+        """Caller holds the lock and has checked for a fork. Writes only the value's 8 bytes (the
+        timestamp beside it is only for gauges set with one) by slice assignment, as MmapedDict
+        does, at the offset found once: a third of ``write_value``'s cost."""
         self._value += amount
-        self._file.write_value(self._key, self._value, 0.0)
+        pos = self._pos
+        self._file._m[pos:pos + 8] = _pack_value(self._value)
 
     def inc(self, amount: float) -> None:
         with _FILES.lock:

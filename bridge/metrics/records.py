@@ -177,6 +177,8 @@ def _fit(text: str | None, width: int) -> str:
     """``text`` cut to at most ``width`` bytes of UTF-8, never splitting a character."""
     if text is None:
         return ""
+    if type(text) is str and len(text) <= width and text.isascii() and "\x00" not in text:
+        return text  # the usual case (route templates, methods, model labels): nothing to cut
     raw = str(text).replace("\x00", "").encode("utf-8", "replace")
     if len(raw) <= width:
         return raw.decode("utf-8", "replace")

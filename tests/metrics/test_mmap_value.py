@@ -90,6 +90,30 @@ FORK = textwrap.dedent(
     """
 )
 
+# A series made first, then enough others to grow the file past its first 1 MiB (MmapedDict maps
+# it anew), then the first one updated again: the value lands in the new mapping, at its offset.
+GROWN = textwrap.dedent(
+    """
+    import sys
+    from bridge.metrics import mmap_value
+    if sys.argv[1] == "bridge":
+        assert mmap_value.install()
+    from prometheus_client import CollectorRegistry, Counter, generate_latest, multiprocess
+    c = Counter("c", "c", ["a"], registry=CollectorRegistry())
+    first = c.labels("first")
+    first.inc(1)
+    for i in range(5000):
+        c.labels(f"{i:0200d}").inc(i)
+    if sys.argv[1] == "bridge":
+        mmap_value.add_all([(first._value, 41)])
+    else:
+        first.inc(41)
+    scrape = CollectorRegistry()
+    multiprocess.MultiProcessCollector(scrape)
+    sys.stdout.write(generate_latest(scrape).decode())
+    """
+)
+
 
 def run(script: str, tmp_path: Path, *args: str) -> str:
     d = tmp_path / ("prom-" + "-".join(args or ("x",)))
@@ -113,6 +137,13 @@ def test_batched_writes_store_what_prometheus_client_stores(tmp_path):
     assert ours[("c_total", (("a", "x"),))] == sum(range(9)) + 2.5
     assert ours[("h_count", (("a", "z"),))] == 9
     assert ours[("h_bucket", (("a", "z"), ("le", "1.0")))] == 5   # -3, 0, 0.1, 0.10000001, 1.0
+
+
+def test_a_value_written_after_its_file_grew_lands_in_the_new_mapping(tmp_path):
+    ours = samples(run(GROWN, tmp_path, "bridge"))
+    assert max(f.stat().st_size for f in (tmp_path / "prom-bridge").iterdir()) > 1 << 20  # it did grow
+    assert ours == samples(run(GROWN, tmp_path, "stock"))
+    assert ours[("c_total", (("a", "first"),))] == 42
 
 
 def test_a_forked_child_writes_its_own_file_never_the_parents(tmp_path):
