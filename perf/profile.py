@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--name", default=None)
     ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--metrics-off", action="store_true", help="METRICS_ENABLED=false (what monitoring costs)")
     ap.add_argument("--tokens", type=int, default=16, help="stream length (a model the fake backend lists)")
     args = ap.parse_args(argv)
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -61,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     PROFILES.mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="bridge-prof-"))
     fake = FakeBackendProcess(tmp).wait_ready()
-    bridge = BridgeProcess({"OPENAI_API_BASE_URL": fake.url, "METRICS_ENABLED": "true"}, workers=2,
+    metrics = "false" if args.metrics_off else "true"
+    bridge = BridgeProcess({"OPENAI_API_BASE_URL": fake.url, "METRICS_ENABLED": metrics}, workers=2,
                            tmp_dir=tmp, log_name="bridge").wait_ready()
     try:
         stream = args.kind != "nonstream"

@@ -22,10 +22,10 @@ import logging
 import mmap
 import os
 import re
-import threading
 from collections.abc import Callable
 
 from . import ring
+from .os_lock import os_lock
 from .records import Record, pack
 from .ring import HEADER_SIZE as _HEADER_SIZE  # noqa: F401 - the ring layout, re-exported for tests
 from .ring import SLOT_SIZE as _SLOT_SIZE  # noqa: F401
@@ -60,7 +60,7 @@ class Collector:
         self.directory = directory
         self._pid_fn = pid
         self._keep_dead = keep_dead_files
-        self._lock = threading.Lock()
+        self._lock = os_lock()  # appends only write the map: nothing under it yields
         self._pid = -1
         self._mm: mmap.mmap | None = None
         self._written = 0
@@ -160,7 +160,7 @@ class Collector:
         """Start this process's ring; called at start and after a fork."""
         pid = self._pid_fn()
         if self._pid != -1 and self._pid != pid:
-            self._lock = threading.Lock()  # after a fork the inherited lock may be held forever
+            self._lock = os_lock()  # after a fork the inherited lock may be held forever
         with self._lock:
             if self._pid == pid:
                 return

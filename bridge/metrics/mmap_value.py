@@ -18,9 +18,10 @@ import struct
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, cast
 
-from gevent.monkey import get_original
 from prometheus_client import values
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+from .os_lock import os_lock
 
 __all__ = ["MmapValue", "Value", "add_all", "install"]
 
@@ -51,9 +52,7 @@ class _ProcessFiles:
     """This process's value files, one per metric type (and gauge mode), reopened after a fork."""
 
     def __init__(self) -> None:
-        # The OS lock, even in a gevent-patched worker: nothing under it can yield to another
-        # greenlet (mmap writes, opening a local file), and it costs a tenth of gevent's lock.
-        self.lock = get_original("_thread", "allocate_lock")()
+        self.lock = os_lock()  # nothing under it yields: mmap writes, opening a local file
         self.pid = os.getpid()
         self.forked = False  # set in a forked child (os.register_at_fork): no getpid per batch
         self.by_prefix: dict[str, _File] = {}
