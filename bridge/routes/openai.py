@@ -6,7 +6,7 @@ import json
 
 from flask import Blueprint, Response, jsonify
 
-from ..errors import ClientRequestError, ModelNotFound
+from ..errors import ModelNotFound
 from ..metrics.instrument import observation
 from ..metrics.observation import Observation
 from ..request_ids import request_id
@@ -14,7 +14,7 @@ from ..streams import STREAM_HEADERS
 from ..streams.openai_relay import openai_relay, usage_of
 from ..translate import catalog
 from .common import Services, call_backend, resolve_model
-from .request_body import read_json_object, require_model_name
+from .request_body import read_json_object, require_model_name, stream_flag
 
 __all__ = ["openai_blueprint"]
 
@@ -44,9 +44,7 @@ def openai_blueprint(services: Services) -> Blueprint:
             obs.note_model(requested)  # labelled (bounded) when recorded
             resolve_model(requested, services)
             forwarded = services.modelmap.to_backend_passthrough({**body, "model": requested})
-            stream = body.get("stream", False)
-            if not isinstance(stream, bool):
-                raise ClientRequestError("'stream' must be a boolean")
+            stream = stream_flag(body, default=False)  # null is false, as OpenAI and Ollama read it
             resp = call_backend(services, path, forwarded, requested, stream=stream)
             if stream:
                 return Response(obs.stream_wrap(openai_relay(resp, obs)), mimetype="text/event-stream",

@@ -195,6 +195,12 @@ def test_error_bad_requests_openai_shape(bridge, backend):
     assert not backend.requests_to("/v1/chat/completions")
 
 
+def test_a_null_stream_is_a_plain_answer(bridge, backend):
+    resp = httpx.post(bridge.url + "/v1/chat/completions", json={"model": "m1", "messages": USER, "stream": None})
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("application/json")
+    assert resp.json()["choices"][0]["message"]["content"] == TEXT
+
+
 def test_sdk_bad_request_for_missing_model(sdk, backend):
     with pytest.raises(openai.BadRequestError) as err:
         sdk.chat.completions.create(model="", messages=USER)
