@@ -83,4 +83,6 @@ def parse_arguments(arguments: object, name: str = "") -> JSON:
             return {}
     else:
         value = arguments
+    if value is None:  # the JSON text "null": no arguments, like an absent field
+        return {}
     return value if isinstance(value, dict) else {"value": value}

@@ -116,6 +116,8 @@ def test_reasoning_under_either_name(source, text):
 @pytest.mark.parametrize(("arguments", "expected"), [
     (None, {}),
     ("", {}),
+    ("null", {}),
+    (" null ", {}),
     ({"a": 1}, {"a": 1}),
     ('{"a": {"b": [1, null]}}', {"a": {"b": [1, None]}}),
     ("[1, 2]", {"value": [1, 2]}),
