@@ -44,8 +44,8 @@ def error_message(event: JSON) -> str | None:
     if "error" not in event:
         return None
     error = event["error"]
-    if error is None or error == "" or error == {}:
-        return None
+    if error is None or error is False or error == "" or error == {} or error == []:
+        return None  # an empty or false "error" field says there is none
     if isinstance(error, dict):
         return _text(error.get("message")) or json.dumps(error)
     return _text(error) or "backend stream error"

@@ -68,7 +68,7 @@ def test_malformed_stream_choices_are_a_protocol_error(choices):
 
 # -- error_message ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("event", [
-    {"choices": []}, {}, {"error": None}, {"error": ""}, {"error": {}},
+    {"choices": []}, {}, {"error": None}, {"error": ""}, {"error": {}}, {"error": False}, {"error": []},
     {"object": "error", "choices": [], "message": "a chunk merely named so"},
 ])
 def test_events_without_an_error(event):
