@@ -70,19 +70,15 @@ def reasoning_text(source: JSON) -> str:
 
 def parse_arguments(arguments: object, name: str = "") -> JSON:
     """Tool arguments as the object Ollama clients require; never raises, never a string."""
-    if arguments is None or arguments == "":
-        return {}
-    if isinstance(arguments, dict):
-        return arguments
-    value: object
+    value = arguments
     if isinstance(arguments, str):
+        if not arguments:
+            return {}
         try:
             value = json.loads(arguments)
         except ValueError:
             log.warning("tool call %r: arguments are not valid JSON; sending {}", name)
             return {}
-    else:
-        value = arguments
-    if value is None:  # the JSON text "null": no arguments, like an absent field
+    if value is None:  # absent, or the JSON text "null": no arguments
         return {}
     return value if isinstance(value, dict) else {"value": value}
