@@ -369,6 +369,17 @@ def test_19_tool_call_non_stream(bridge, backend, c):
     assert sent["tools"] == [FN_TOOL]
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_19_a_tool_call_whose_arguments_are_null_has_no_arguments(bridge, backend, c, stream):
+    backend.script(tool_calls=[{"id": "call_n", "name": "now", "arguments": "null"}])
+    if stream:
+        calls = [call for part in c.chat("m1", messages=USER, tools=[FN_TOOL], stream=True)
+                 for call in (part.message.tool_calls or [])]
+    else:
+        calls = c.chat("m1", messages=USER, tools=[FN_TOOL]).message.tool_calls
+    assert [(call.function.name, call.function.arguments) for call in calls] == [("now", {})]
+
+
 def test_19_tool_given_as_python_function(bridge, backend, c):
     def add(a: int, b: int) -> int:
         """Add two numbers.
