@@ -30,8 +30,10 @@ except _ConfigError as _exc:
 
 bind = f"0.0.0.0:{_settings.port}"
 workers = _settings.web_concurrency
-# gevent's worker plus a deadline on each request's line and headers (CLIENT_HEADER_TIMEOUT).
-_bridge_worker.configure(header_timeout_s=_settings.client_header_timeout_s)
+# gevent's worker plus deadlines on each request's line and headers (CLIENT_HEADER_TIMEOUT) and
+# on each wait for its body (CLIENT_BODY_TIMEOUT).
+_bridge_worker.configure(header_timeout_s=_settings.client_header_timeout_s,
+                         body_timeout_s=_settings.client_body_timeout_s)
 worker_class = "bridge.worker.BridgeWorker"
 # Each open stream holds one greenlet for its whole life: this is the per-worker stream cap.
 worker_connections = _settings.worker_connections

@@ -71,6 +71,7 @@ class Settings:
     demo_token_delay_s: float = 0.02
     first_byte_timeout_s: float = 0.0
     client_header_timeout_s: float = 10.0
+    client_body_timeout_s: float = 60.0
     max_requests: int = 0
     max_requests_jitter: int = 0
     instance_name: str = "localhost"
@@ -152,6 +153,9 @@ class Settings:
             # A connection that has not sent its request line and headers by then is dropped
             # (nginx's name), so slow or idle clients cannot hold a worker's connection slots.
             client_header_timeout_s=env.float("CLIENT_HEADER_TIMEOUT", 10.0, lo=0.1),
+            # Silence allowed between two reads of a request body (nginx's name and default): then
+            # 408 and the connection closed, so a client that stops mid-body frees its slot.
+            client_body_timeout_s=env.float("CLIENT_BODY_TIMEOUT", 60.0, lo=0.1),
             max_requests=env.int("MAX_REQUESTS", 0, lo=0),
             max_requests_jitter=env.int("MAX_REQUESTS_JITTER", 0, lo=0),
             instance_name=values.instance_name(env),

@@ -6,6 +6,7 @@ the ``outcome`` label metrics record for it, so no code ever branches on message
     BridgeError
      +- ClientRequestError        400  bad_request     bad JSON, wrong types, missing fields
      |   +- RequestTooLarge       413  bad_request     body over MAX_REQUEST_BYTES
+ |   +- ClientBodyTimeout     408  bad_request     body stalled for CLIENT_BODY_TIMEOUT
      |   +- Unauthorized          401  unauthorized    missing or wrong inbound key
      |   +- ModelNotFound         404  not_found       "model 'x' not found"
      |   +- NotSupported          501  not_supported   model management is the backend's job
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 __all__ = [
     "BridgeError",
+    "ClientBodyTimeout",
     "ClientRequestError",
     "ModelNotFound",
     "NotSupported",
@@ -51,6 +53,13 @@ class ClientRequestError(BridgeError):
 
 class RequestTooLarge(ClientRequestError):
     status = 413
+
+
+class ClientBodyTimeout(ClientRequestError):
+    """The client stopped sending its request body (raised by the worker's socket, which then
+    closes the connection: where the next request would start is unknown)."""
+
+    status = 408
 
 
 class Unauthorized(ClientRequestError):

@@ -21,7 +21,7 @@ from flask import Flask, Response, request
 
 from . import CLOSE_CONNECTION
 from .config import Settings
-from .errors import ClientRequestError, RequestTooLarge, Unauthorized
+from .errors import ClientBodyTimeout, ClientRequestError, RequestTooLarge, Unauthorized
 from .metrics.instrument import observation
 from .paths import METRICS_PREFIXES, PUBLIC_PATHS
 from .routes.auth import inbound_key, matching_key
@@ -96,6 +96,8 @@ def buffer_chunked_body(limit: int) -> None:
     while True:
         try:
             data = stream.read(min(_READ_SIZE, limit + 1 - size))
+        except ClientBodyTimeout:
+            raise  # the client went silent: 408, and the worker closes the connection
         except Exception as exc:  # the server's chunk parser: bad chunk size, missing CRLF, cut short
             close_after_response()  # where the next request would start is unknown
             raise ClientRequestError(f"malformed chunked request body ({type(exc).__name__})") from None

@@ -6,7 +6,10 @@ bridge exposed without nginx then lets slow or silent clients hold a worker's co
 95 s each. This worker keeps the long idle wait between requests on a reused connection (nginx and
 Heroku's router must be the side that closes idle pooled connections), but gives every request at
 most ``CLIENT_HEADER_TIMEOUT`` seconds from its first byte to its last header byte, and a new
-connection that many seconds for its first request (nginx's ``client_header_timeout``).
+connection that many seconds for its first request (nginx's ``client_header_timeout``). Once the
+head is in, each read of the body may wait at most ``CLIENT_BODY_TIMEOUT`` seconds for data
+(nginx's ``client_body_timeout``): the app answers 408 and the connection is closed, so a client
+that stops mid-body does not hold its slot forever.
 
 Imported by the gunicorn master (it resolves the worker class): keep it free of requests/ssl
 imports, like ``gunicorn.conf.py``.
@@ -23,20 +26,27 @@ import gevent
 from gunicorn.workers.ggevent import GeventWorker
 
 from . import CLOSE_CONNECTION
+from .errors import ClientBodyTimeout
 
 __all__ = ["BridgeWorker", "HeaderDeadlineSocket", "configure"]
 
 _header_timeout_s = 10.0
+_body_timeout_s = 60.0
 
 
-def configure(*, header_timeout_s: float) -> None:
+def configure(*, header_timeout_s: float, body_timeout_s: float = 60.0) -> None:
     """Set from ``gunicorn.conf.py`` (which read the settings) before the workers fork."""
-    global _header_timeout_s
+    global _header_timeout_s, _body_timeout_s
     _header_timeout_s = header_timeout_s
+    _body_timeout_s = body_timeout_s
 
 
 class HeaderTimeout(Exception):
     """A request's line and headers did not arrive in time; the connection is dropped."""
+
+
+class _BodyStalled(Exception):
+    """A body read's timer fired (turned into ClientBodyTimeout, which carries a message)."""
 
 
 class HeaderDeadlineSocket:
@@ -44,14 +54,17 @@ class HeaderDeadlineSocket:
 
     ``arm()`` before parsing a request, ``disarm()`` after. While armed, the wait for the first
     byte is bounded by ``idle_s`` and the rest of the head by ``header_s`` from that first byte.
-    Body reads (disarmed) are not bounded here. Everything else is the wrapped socket's.
+    Disarmed reads are the app's body reads: each waits at most ``CLIENT_BODY_TIMEOUT``, then
+    raises :class:`~bridge.errors.ClientBodyTimeout` and marks the connection ``body_stalled``.
+    Everything else is the wrapped socket's.
     """
 
-    __slots__ = ("_sock", "_idle_s", "_header_s", "_deadline", "_armed", "served")
+    __slots__ = ("_sock", "_idle_s", "_header_s", "_deadline", "_armed", "served", "body_stalled")
 
     def __init__(self, sock) -> None:
         self._sock = sock
         self.served = False  # a request head was read whole on this connection
+        self.body_stalled = False  # a body read timed out: the connection cannot be reused
         self._idle_s = 0.0
         self._header_s = 0.0
         self._deadline: float | None = None
@@ -68,7 +81,13 @@ class HeaderDeadlineSocket:
 
     def recv(self, size: int, *args) -> bytes:
         if not self._armed:
-            return self._sock.recv(size, *args)
+            try:
+                with gevent.Timeout(_body_timeout_s, _BodyStalled):
+                    return self._sock.recv(size, *args)
+            except _BodyStalled:
+                self.body_stalled = True
+                raise ClientBodyTimeout(f"no request body data for {_body_timeout_s:g} s "
+                                        "(CLIENT_BODY_TIMEOUT)") from None
         deadline = self._deadline
         first = deadline is None
         limit_s = self._idle_s if deadline is None else deadline - time.monotonic()
@@ -105,7 +124,8 @@ class BridgeWorker(GeventWorker):
 
         def close_aware(environ, start_response):
             result = app(environ, start_response)
-            if environ.get(CLOSE_CONNECTION):
+            conn: HeaderDeadlineSocket | None = getattr(gevent.getcurrent(), "_bridge_conn", None)
+            if environ.get(CLOSE_CONNECTION) or (conn is not None and conn.body_stalled):
                 response = getattr(start_response, "__self__", None)  # gunicorn's http.wsgi.Response
                 force_close = getattr(response, "force_close", None)
                 if force_close is not None:

@@ -1,6 +1,7 @@
 """bridge/worker.py: the client socket wrapper, on real gevent socket pairs (no gunicorn): the read
-deadlines of a request head, and a sendall that delivers every byte whatever the kernel takes per
-send. The worker class itself runs under gunicorn in tests/faults (slow and silent clients)."""
+deadlines of a request head, the wait allowed to each body read, and a sendall that delivers every
+byte whatever the kernel takes per send. The worker class itself runs under gunicorn in tests/faults
+(slow and silent clients)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import gevent
 import pytest
 from gevent import socket
 
+from bridge import worker
+from bridge.errors import ClientBodyTimeout
 from bridge.worker import HeaderDeadlineSocket, HeaderTimeout
 
 
@@ -82,10 +85,37 @@ def test_the_rest_of_the_head_gets_header_s_from_its_first_byte(pair):
     assert time.monotonic() - started < 1.0
 
 
-def test_a_disarmed_read_is_not_bounded_and_other_calls_reach_the_socket(pair):
+def test_a_disarmed_read_outlasts_the_head_deadlines_and_other_calls_reach_the_socket(pair):
     conn, peer = pair
     conn.arm(idle_s=0.01, header_s=0.01)
     conn.disarm()
     gevent.spawn_later(0.1, peer.sendall, b"body")
     assert conn.recv(10) == b"body"
     assert conn.fileno() >= 0
+
+
+# -- the body-read wait -------------------------------------------------------------------------------------
+@pytest.fixture()
+def body_timeout_s():
+    worker.configure(header_timeout_s=10.0, body_timeout_s=0.2)
+    yield 0.2
+    worker.configure(header_timeout_s=10.0)
+
+
+def test_a_body_read_that_gets_no_data_in_time_is_a_408_and_marks_the_connection(pair, body_timeout_s):
+    conn, _ = pair
+    started = time.monotonic()
+    with pytest.raises(ClientBodyTimeout) as err:
+        conn.recv(10)
+    assert body_timeout_s <= time.monotonic() - started < 1.0
+    assert err.value.status == 408 and "CLIENT_BODY_TIMEOUT" in err.value.message
+    assert conn.body_stalled
+
+
+def test_each_body_read_gets_the_whole_wait_so_a_steady_trickle_is_not_cut(pair, body_timeout_s):
+    conn, peer = pair
+    got = b""
+    for part in (b"a", b"b", b"c", b"d"):  # 0.4 s in all, each gap half the timeout
+        gevent.spawn_later(body_timeout_s / 2, peer.sendall, part)
+        got += conn.recv(10)
+    assert got == b"abcd" and not conn.body_stalled

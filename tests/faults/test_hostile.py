@@ -475,6 +475,64 @@ def test_slow_clients_are_dropped_and_health_keeps_answering(fake_backend, tmp_p
         after=f"/health answered in {health_s:.2f} s; all 25 dropped; an idle keep-alive connection kept")
 
 
+def _stalled_body(port: int, head: bytes, first_part: bytes) -> tuple[bytes, float, bool]:
+    """Send a request head and part of its body, then nothing: (response, seconds to it, closed)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+    try:
+        sock.sendall(head + first_part)
+        t0 = time.monotonic()
+        answer = _read_response(sock)
+        waited_s = time.monotonic() - t0
+        try:
+            closed = sock.recv(100) == b""
+        except OSError:
+            closed = True
+        return answer, waited_s, closed
+    finally:
+        sock.close()
+
+
+def test_a_client_that_stops_mid_body_gets_408_and_its_connection_closed(fake_backend, tmp_path, reliability):
+    proc = start_bridge(fake_backend, tmp_path, workers=1, name="stalled-body", CLIENT_BODY_TIMEOUT="1",
+                        LOG_LEVEL="WARNING")
+    try:
+        chunked = _stalled_body(proc.port, b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                b"Transfer-Encoding: chunked\r\n\r\n", b"5\r\n{\"mod\r\n")
+        sized = _stalled_body(proc.port, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                              b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n", b'{"model"')
+        # Slow but steady (a byte every 0.4 s, each gap under the timeout) is not cut.
+        body = json.dumps({"model": "m1", "messages": [], "stream": False}).encode()
+        steady = socket.create_connection(("127.0.0.1", proc.port), timeout=15)
+        steady.sendall(b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       + f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:-3])
+        for byte in body[-3:]:
+            time.sleep(0.4)
+            steady.sendall(bytes([byte]))
+        steady_answer = _read_response(steady)
+        steady.close()
+        health = requests.get(proc.url + "/health", timeout=10)
+        log = proc.log()
+    finally:
+        proc.stop()
+    for (answer, waited_s, closed), shape in ((chunked, "ollama"), (sized, "openai")):
+        head, _, payload = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert b"connection: close" in head.lower(), head
+        error = json.loads(payload)["error"]
+        message = error if shape == "ollama" else error["message"]
+        assert "CLIENT_BODY_TIMEOUT" in message, error
+        assert 0.8 < waited_s < 5, waited_s
+        assert closed
+    assert steady_answer.startswith(b"HTTP/1.1 200"), steady_answer[:200]
+    assert health.status_code == 200
+    assert "Traceback" not in log
+    reliability.hostile(
+        "request bodies that stop after their first bytes (chunked, and Content-Length), CLIENT_BODY_TIMEOUT=1",
+        before="the request waited for as long as the client kept the socket open (no answer after 15 s)",
+        after=f"408 in the route's error format after {chunked[1]:.2f} / {sized[1]:.2f} s, connection closed; "
+              "a steady upload with 0.4 s gaps answered 200")
+
+
 # -- start-up refuses what would fail later --------------------------------------------------------
 
 
@@ -492,6 +550,7 @@ def _check_config(env: dict[str, str]) -> subprocess.CompletedProcess:
     ("PUSHGATEWAY_URL", "pushgateway:9091"),
     ("PROMETHEUS_MULTIPROC_DIR", "/proc/bridge-metrics"),
     ("CLIENT_HEADER_TIMEOUT", "0"),
+    ("CLIENT_BODY_TIMEOUT", "0"),
     ("MAX_REQUESTS", "-1"),
 ])
 def test_check_config_refuses_what_would_fail_later(variable, value):
